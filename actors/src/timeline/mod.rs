@@ -1,0 +1,395 @@
+//! Timeline reconstruction — pure, no actix. A [`Timeline`] is one conversation's
+//! participants and entries; a [`TimelineBook`] holds every open timeline (in a `DashMap`
+//! that the HTTP side reads), the reorder window, closing, idle eviction and tombstones.
+//!
+//! Time: entries are ordered by *event* time; the reorder window and the quiet period are
+//! measured in *arrival* (wall) time, passed in as `now` so tests drive the clock.
+
+
+
+use crate::event::{Action, Fingerprint, ParticipantEvent};
+use crate::record::{EntryRecord, ParticipantRecord, TimelineRecord};
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The closing rules (`[pipeline]` settings).
+#[derive(Clone, Debug)]
+pub struct TimelineRules {
+    /// How long an event is held after arrival so a later-arriving, earlier event can
+    /// still be published before it.
+    pub reorder_window: Duration,
+    /// Quiet period after the last event before a conversation whose participants have all
+    /// left is closed.
+    pub close_after: Duration,
+    /// A conversation with no event for this long is closed as incomplete.
+    pub idle_timeout: Duration,
+    /// How long a closed conversation is remembered so late frames neither reopen it nor
+    /// write it twice.
+    pub tombstone_ttl: Duration,
+}
+
+impl Default for TimelineRules {
+    fn default() -> Self {
+        TimelineRules {
+            reorder_window: Duration::from_millis(200),
+            close_after: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(4 * 3600),
+            tombstone_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct ParticipantState {
+    purpose: Option<String>,
+    user: Option<String>,
+    queue: Option<String>,
+    joined_at: Option<DateTime<Utc>>,
+    left_at: Option<DateTime<Utc>>,
+    disconnect_type: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct HeldEntry {
+    entry: EntryRecord,
+    arrived: Instant,
+}
+
+/// One conversation being rebuilt.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    conversation: String,
+    media: BTreeSet<String>,
+    participants: BTreeMap<String, ParticipantState>,
+    seen: HashSet<Fingerprint>,
+    held: Vec<HeldEntry>,
+    published: Vec<EntryRecord>,
+    gaps: u32,
+    healed: bool,
+    last_arrival: Instant,
+}
+
+/// What applying one event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Accepted,
+    /// Seen before (same fingerprint), or a second, different time for a join/leave already
+    /// known: the first one seen stands.
+    Duplicate,
+    /// The conversation was closed already: neither reopened nor written twice.
+    AfterClose,
+}
+
+impl Timeline {
+    pub fn new(conversation: String, now: Instant) -> Self {
+        Timeline {
+            conversation,
+            media: BTreeSet::new(),
+            participants: BTreeMap::new(),
+            seen: HashSet::new(),
+            held: Vec::new(),
+            published: Vec::new(),
+            gaps: 0,
+            healed: false,
+            last_arrival: now,
+        }
+    }
+
+    pub fn conversation(&self) -> &str {
+        &self.conversation
+    }
+
+    pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
+        if !self.seen.insert(event.fingerprint) {
+            return Applied::Duplicate;
+        }
+        let state = self.participants.entry(event.participant.clone()).or_default();
+        let slot = match event.action {
+            Action::Joined => &mut state.joined_at,
+            Action::Left => &mut state.left_at,
+        };
+        if slot.is_some() {
+            return Applied::Duplicate;
+        }
+        *slot = Some(event.at);
+        fill(&mut state.purpose, event.purpose.clone());
+        fill(&mut state.user, event.user);
+        fill(&mut state.queue, event.queue);
+        if event.action == Action::Left {
+            fill(&mut state.disconnect_type, event.disconnect_type);
+        }
+        if let Some(media) = event.media {
+            self.media.insert(media);
+        }
+        self.held.push(HeldEntry {
+            entry: EntryRecord {
+                at: event.at,
+                action: event.action,
+                participant_id: event.participant,
+                purpose: event.purpose,
+            },
+            arrived: now,
+        });
+        self.last_arrival = now;
+        Applied::Accepted
+    }
+
+    /// Entries whose reorder window has passed, in event-time order. An entry never
+    /// overtakes an earlier (event-time) entry that is still held.
+    fn release(&mut self, now: Instant, window: Duration) -> Vec<EntryRecord> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        self.held.sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
+        let ready = self
+            .held
+            .iter()
+            .take_while(|held| now.saturating_duration_since(held.arrived) >= window)
+            .count();
+        let released: Vec<EntryRecord> = self.held.drain(..ready).map(|held| held.entry).collect();
+        self.published.extend(released.iter().cloned());
+        released
+    }
+
+    fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Every participant seen has both joined and left.
+    fn all_left(&self) -> bool {
+        !self.participants.is_empty()
+            && self.participants.values().all(|p| p.joined_at.is_some() && p.left_at.is_some())
+    }
+
+    fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
+        !self.has_held() && self.all_left() && now.saturating_duration_since(self.last_arrival) >= rules.close_after
+    }
+
+    fn idle(&self, now: Instant, rules: &TimelineRules) -> bool {
+        now.saturating_duration_since(self.last_arrival) >= rules.idle_timeout
+    }
+
+    /// Record that events of this conversation were missed (dropped, or sent while no
+    /// socket was up).
+    pub fn mark_gap(&mut self) {
+        self.gaps += 1;
+    }
+
+    /// The timeline as it stands, in the output schema. Held entries are included, in order.
+    pub fn to_record(&self) -> TimelineRecord {
+        let mut entries: Vec<EntryRecord> =
+            self.published.iter().chain(self.held.iter().map(|h| &h.entry)).cloned().collect();
+        entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let mut participants: Vec<ParticipantRecord> = self
+            .participants
+            .iter()
+            .map(|(id, p)| ParticipantRecord {
+                participant_id: id.clone(),
+                purpose: p.purpose.clone(),
+                user_id: p.user.clone(),
+                queue_id: p.queue.clone(),
+                joined_at: p.joined_at,
+                left_at: p.left_at,
+                disconnect_type: p.disconnect_type.clone(),
+            })
+            .collect();
+        participants.sort_by(|a, b| {
+            (a.joined_at.is_none(), a.joined_at, &a.participant_id).cmp(&(
+                b.joined_at.is_none(),
+                b.joined_at,
+                &b.participant_id,
+            ))
+        });
+        let all_left = self.all_left();
+        TimelineRecord {
+            conversation_id: self.conversation.clone(),
+            media_types: self.media.iter().cloned().collect(),
+            started_at: self.participants.values().filter_map(|p| p.joined_at).min(),
+            ended_at: if all_left { self.participants.values().filter_map(|p| p.left_at).max() } else { None },
+            complete: all_left && (self.gaps == 0 || self.healed),
+            gaps: self.gaps,
+            healed: self.healed,
+            participants,
+            entries,
+        }
+    }
+}
+
+/// First value seen wins: a later snapshot never rewrites who a participant was.
+fn fill(slot: &mut Option<String>, value: Option<String>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// A published join or leave, for the log and the live feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineUpdate {
+    pub conversation_id: String,
+    pub entry: EntryRecord,
+    /// Published after an entry with a later event time (it arrived past the window).
+    pub late: bool,
+}
+
+/// Why a timeline was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Every participant left and the quiet period passed.
+    Ended,
+    /// No event for `idle_timeout`: closed incomplete.
+    Idle,
+    /// The daemon is stopping, or the input (replay) ended.
+    Shutdown,
+}
+
+/// What one [`TimelineBook::tick`] produced.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub updates: Vec<TimelineUpdate>,
+    pub closed: Vec<(TimelineRecord, CloseReason)>,
+}
+
+/// Every open timeline, plus tombstones of the recently closed.
+pub struct TimelineBook {
+    rules: TimelineRules,
+    open: Arc<DashMap<String, Timeline>>,
+    /// Conversations holding entries in the reorder window: only these are visited for
+    /// release on every tick.
+    holding: HashSet<String>,
+    tombstones: HashMap<String, Instant>,
+    last_sweep: Option<Instant>,
+}
+
+/// Closing and eviction are checked at most this often: they scan every open timeline.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+impl TimelineBook {
+    pub fn new(rules: TimelineRules, open: Arc<DashMap<String, Timeline>>) -> Self {
+        TimelineBook { rules, open, holding: HashSet::new(), tombstones: HashMap::new(), last_sweep: None }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
+        if self.tombstones.contains_key(&event.conversation) {
+            return Applied::AfterClose;
+        }
+        let conversation = event.conversation.clone();
+        let applied = self
+            .open
+            .entry(conversation.clone())
+            .or_insert_with(|| Timeline::new(conversation.clone(), now))
+            .apply(event, now);
+        if applied == Applied::Accepted {
+            self.holding.insert(conversation);
+        }
+        applied
+    }
+
+    /// Mark a conversation as having missed events; an unknown one is opened so that the
+    /// gap is reported when it closes rather than lost.
+    pub fn mark_gap(&mut self, conversation: &str, now: Instant) {
+        if self.tombstones.contains_key(conversation) {
+            return;
+        }
+        self.open
+            .entry(conversation.to_owned())
+            .or_insert_with(|| Timeline::new(conversation.to_owned(), now))
+            .mark_gap();
+    }
+
+    /// Publish what the reorder window lets go, close what has ended or idled out.
+    pub fn tick(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        let window = self.rules.reorder_window;
+        let mut drained = Vec::new();
+        for conversation in &self.holding {
+            let Some(mut timeline) = self.open.get_mut(conversation) else {
+                drained.push(conversation.clone());
+                continue;
+            };
+            let last_published = timeline.published.last().map(|e| e.sort_key_owned());
+            let released = timeline.release(now, window);
+            let mut previous = last_published;
+            for entry in released {
+                let key = entry.sort_key_owned();
+                let late = previous.as_ref().is_some_and(|p| key < *p);
+                if !late {
+                    previous = Some(key);
+                }
+                tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
+            }
+            if !timeline.has_held() {
+                drained.push(conversation.clone());
+            }
+        }
+        for conversation in drained {
+            self.holding.remove(&conversation);
+        }
+        if self.last_sweep.is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL) {
+            self.last_sweep = Some(now);
+            self.sweep(now, &mut tick);
+        }
+        tick
+    }
+
+    fn sweep(&mut self, now: Instant, tick: &mut Tick) {
+        let rules = &self.rules;
+        let finished: Vec<(String, CloseReason)> = self
+            .open
+            .iter()
+            .filter_map(|t| {
+                if t.closable(now, rules) {
+                    Some((t.key().clone(), CloseReason::Ended))
+                } else if t.idle(now, rules) {
+                    Some((t.key().clone(), CloseReason::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (conversation, reason) in finished {
+            self.close(&conversation, reason, now, tick);
+        }
+        let ttl = self.rules.tombstone_ttl;
+        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
+    }
+
+    fn close(&mut self, conversation: &str, reason: CloseReason, now: Instant, tick: &mut Tick) {
+        let Some((conversation, mut timeline)) = self.open.remove(conversation) else {
+            return;
+        };
+        // Whatever is still held is published now, in order, before the summary.
+        for entry in timeline.release(now, Duration::ZERO) {
+            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late: false });
+        }
+        self.holding.remove(&conversation);
+        tick.closed.push((timeline.to_record(), reason));
+        self.tombstones.insert(conversation, now);
+    }
+
+    /// Close every open timeline (shutdown, end of replay input): complete ones as
+    /// complete, the rest flagged incomplete.
+    pub fn close_all(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        let conversations: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        for conversation in conversations {
+            self.close(&conversation, CloseReason::Shutdown, now, &mut tick);
+        }
+        tick
+    }
+}
+
+impl EntryRecord {
+    fn sort_key_owned(&self) -> (DateTime<Utc>, Action, String) {
+        (self.at, self.action, self.participant_id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

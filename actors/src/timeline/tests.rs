@@ -1,0 +1,191 @@
+use super::*;
+use crate::event::EventDetails;
+use proptest::prelude::*;
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_767_258_000_000 + ms).unwrap()
+}
+
+fn event(participant: &str, action: Action, ms: i64, purpose: &str) -> ParticipantEvent {
+    ParticipantEvent::new(
+        "conv-1".into(),
+        participant.into(),
+        action,
+        at(ms),
+        EventDetails {
+            purpose: Some(purpose.into()),
+            media: Some("voice".into()),
+            disconnect_type: (action == Action::Left).then(|| "peer".to_string()),
+            ..Default::default()
+        },
+    )
+}
+
+/// IVR → agent → transfer → second agent, customer throughout.
+fn conversation() -> Vec<ParticipantEvent> {
+    vec![
+        event("cust", Action::Joined, 0, "customer"),
+        event("ivr", Action::Joined, 10, "ivr"),
+        event("ivr", Action::Left, 5_000, "ivr"),
+        event("acd", Action::Joined, 5_001, "acd"),
+        event("acd", Action::Left, 20_000, "acd"),
+        event("agent-a", Action::Joined, 20_001, "agent"),
+        event("agent-a", Action::Left, 90_000, "agent"),
+        event("agent-b", Action::Joined, 95_000, "agent"),
+        event("agent-b", Action::Left, 300_000, "agent"),
+        event("cust", Action::Left, 300_001, "customer"),
+    ]
+}
+
+fn rules() -> TimelineRules {
+    TimelineRules {
+        reorder_window: Duration::from_millis(100),
+        close_after: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+        tombstone_ttl: Duration::from_secs(600),
+    }
+}
+
+fn book() -> TimelineBook {
+    TimelineBook::new(rules(), Arc::new(DashMap::new()))
+}
+
+/// Feed events (all arriving at `start`), then advance past window and quiet period.
+fn run(events: Vec<ParticipantEvent>) -> (Vec<TimelineUpdate>, Vec<TimelineRecord>) {
+    let start = Instant::now();
+    let mut book = book();
+    for e in events {
+        book.apply(e, start);
+    }
+    let mut updates = Vec::new();
+    let mut closed = Vec::new();
+    for step in 0..30 {
+        let tick = book.tick(start + Duration::from_millis(100 * step));
+        updates.extend(tick.updates);
+        closed.extend(tick.closed.into_iter().map(|(record, _)| record));
+    }
+    (updates, closed)
+}
+
+#[test]
+fn a_conversation_closes_complete_with_entries_in_event_time_order() {
+    let (updates, closed) = run(conversation());
+    assert_eq!(closed.len(), 1);
+    let record = &closed[0];
+    assert!(record.complete);
+    assert_eq!(record.gaps, 0);
+    assert_eq!(record.entries.len(), 10);
+    assert_eq!(record.participants.len(), 5);
+    assert_eq!(record.participants[0].participant_id, "cust");
+    assert_eq!(record.participants[4].participant_id, "agent-b");
+    assert_eq!(record.started_at, Some(at(0)));
+    assert_eq!(record.ended_at, Some(at(300_001)));
+    assert_eq!(record.media_types, vec!["voice".to_string()]);
+    assert_eq!(record.participants[2].disconnect_type.as_deref(), Some("peer"));
+    let published: Vec<_> = updates.iter().map(|u| u.entry.clone()).collect();
+    assert_eq!(published, record.entries, "the log sees exactly the record's entries, in order");
+    assert!(updates.iter().all(|u| !u.late));
+}
+
+#[test]
+fn nothing_closes_while_a_participant_is_still_connected() {
+    let mut events = conversation();
+    events.pop(); // the customer never leaves
+    let (_, closed) = run(events);
+    assert!(closed.is_empty());
+}
+
+#[test]
+fn a_frame_after_close_neither_reopens_nor_duplicates() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    let later = start + Duration::from_secs(5);
+    assert_eq!(book.tick(later).closed.len(), 1);
+    assert_eq!(book.apply(conversation().remove(3), later), Applied::AfterClose);
+    assert_eq!(book.open_count(), 0);
+    assert!(book.tick(later + Duration::from_secs(5)).closed.is_empty());
+}
+
+#[test]
+fn an_idle_conversation_is_evicted_incomplete() {
+    let start = Instant::now();
+    let mut book = book();
+    book.apply(event("cust", Action::Joined, 0, "customer"), start);
+    assert!(book.tick(start + Duration::from_secs(30)).closed.is_empty());
+    let tick = book.tick(start + Duration::from_secs(61));
+    assert_eq!(tick.closed.len(), 1);
+    let (record, reason) = &tick.closed[0];
+    assert_eq!(*reason, CloseReason::Idle);
+    assert!(!record.complete);
+    assert_eq!(record.ended_at, None);
+}
+
+#[test]
+fn a_gap_makes_the_closed_timeline_incomplete() {
+    let start = Instant::now();
+    let mut book = book();
+    book.mark_gap("conv-1", start);
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    let tick = book.tick(start + Duration::from_secs(5));
+    let (record, _) = &tick.closed[0];
+    assert_eq!(record.gaps, 1);
+    assert!(!record.complete);
+}
+
+#[test]
+fn an_entry_past_the_window_is_published_late_but_recorded_in_order() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    let straggler = events.remove(1); // the IVR join arrives long after the rest
+    for e in events {
+        book.apply(e, start);
+    }
+    let first = book.tick(start + Duration::from_millis(150));
+    assert_eq!(first.updates.len(), 9);
+    book.apply(straggler, start + Duration::from_millis(200));
+    let second = book.tick(start + Duration::from_millis(400));
+    assert_eq!(second.updates.len(), 1);
+    assert!(second.updates[0].late);
+    let closed = book.tick(start + Duration::from_secs(5)).closed;
+    assert_eq!(closed[0].0.entries, run(conversation()).1[0].entries);
+}
+
+#[test]
+fn close_all_flags_the_unfinished_incomplete() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation().into_iter().take(4) {
+        book.apply(e, start);
+    }
+    let tick = book.close_all(start);
+    assert_eq!(tick.updates.len(), 4, "held entries are flushed before the summary");
+    assert!(!tick.closed[0].0.complete);
+    assert_eq!(book.open_count(), 0);
+}
+
+proptest! {
+    /// Any permutation of a conversation's events within the reorder window, with
+    /// duplicates, yields the same timeline — and the same published order.
+    #[test]
+    fn permutation_with_duplicates_yields_the_same_timeline(
+        order in Just((0..10usize).collect::<Vec<_>>()).prop_shuffle(),
+        dupes in proptest::collection::vec(0..10usize, 0..10),
+    ) {
+        let events = conversation();
+        let mut shuffled: Vec<ParticipantEvent> = order.iter().map(|&i| events[i].clone()).collect();
+        for (n, &d) in dupes.iter().enumerate() {
+            let position = (n * 7) % (shuffled.len() + 1);
+            shuffled.insert(position, events[d].clone());
+        }
+        let (expected_updates, expected) = run(conversation());
+        let (updates, closed) = run(shuffled);
+        prop_assert_eq!(closed, expected);
+        prop_assert_eq!(updates, expected_updates);
+    }
+}

@@ -1,0 +1,409 @@
+//! The Genesys Cloud Notifications API dialect (GENESYS.md "Frames", "Topics that carry
+//! joins and leaves"): conversation snapshots on queue/user topics (full and per-media
+//! shapes), flat detail events, and the `channel.metadata` / `v2.system.*` control frames.
+
+use super::{parse_time, DecodeError, Decoded, DecodedEvents, MalformedReason};
+use crate::event::{Action, EventDetails, ParticipantEvent};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "topicName")]
+    topic: Option<String>,
+    #[serde(rename = "eventBody", borrow)]
+    body: Option<&'a RawValue>,
+    /// Socket-subscribe answers carry `result`/`status` instead of a topic.
+    result: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MetadataBody {
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conversation {
+    id: String,
+    #[serde(default)]
+    participants: Vec<Participant>,
+}
+
+/// Both participant shapes in one: the full one (`userId`, `queueId`, session arrays) and
+/// the flatter per-media one (`user.id`, `queue.id`, `disconnectType` on the participant).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Participant {
+    id: String,
+    purpose: Option<String>,
+    user_id: Option<String>,
+    queue_id: Option<String>,
+    user: Option<Reference>,
+    queue: Option<Reference>,
+    connected_time: Option<String>,
+    end_time: Option<String>,
+    disconnect_type: Option<String>,
+    #[serde(default)]
+    calls: Vec<Session>,
+    #[serde(default)]
+    chats: Vec<Session>,
+    #[serde(default)]
+    messages: Vec<Session>,
+    #[serde(default)]
+    emails: Vec<Session>,
+    #[serde(default)]
+    callbacks: Vec<Session>,
+    #[serde(default)]
+    videos: Vec<Session>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Session {
+    disconnect_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailEvent {
+    event_time: i64,
+    conversation_id: String,
+    participant_id: String,
+    media_type: Option<String>,
+    disconnect_type: Option<String>,
+    user_id: Option<String>,
+    queue_id: Option<String>,
+}
+
+enum Topic<'t> {
+    Metadata,
+    SocketClosing,
+    ChannelGone,
+    /// A snapshot topic; the per-media suffix (`calls`, `chats`, …) when there is one.
+    Snapshot { media_suffix: Option<&'t str> },
+    /// `v2.detail.events.conversation.{id}.{kind}.{start|end}`.
+    Detail { kind: &'t str, action: Action },
+}
+
+fn classify(topic: &str) -> Option<Topic<'_>> {
+    if topic == "channel.metadata" {
+        return Some(Topic::Metadata);
+    }
+    if topic == "v2.system.socket_closing" {
+        return Some(Topic::SocketClosing);
+    }
+    if topic.starts_with("v2.system.token_revoked") || topic.starts_with("v2.system.no_longer_subscribed") {
+        return Some(Topic::ChannelGone);
+    }
+    let parts: Vec<&str> = topic.split('.').collect();
+    match parts.as_slice() {
+        ["v2", "routing", "queues", _, "conversations"] | ["v2", "users", _, "conversations"] => {
+            Some(Topic::Snapshot { media_suffix: None })
+        }
+        ["v2", "routing", "queues", _, "conversations", media] | ["v2", "users", _, "conversations", media] => {
+            Some(Topic::Snapshot { media_suffix: Some(media) })
+        }
+        ["v2", "detail", "events", "conversation", _, kind, phase] => {
+            let action = match *phase {
+                "start" => Action::Joined,
+                "end" => Action::Left,
+                _ => return None,
+            };
+            Some(Topic::Detail { kind, action })
+        }
+        _ => None,
+    }
+}
+
+/// Media names as the timeline reports them, from a per-media topic suffix or a session
+/// array name. Unknown suffixes pass through: media is an open set.
+fn media_from_suffix(suffix: &str) -> String {
+    match suffix {
+        "calls" => "voice",
+        "chats" => "chat",
+        "messages" => "message",
+        "emails" => "email",
+        "callbacks" => "callback",
+        "videos" => "video",
+        other => other,
+    }
+    .to_owned()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let envelope: Envelope = serde_json::from_slice(bytes).map_err(DecodeError::from_json)?;
+    let Some(topic) = envelope.topic else {
+        return match envelope.result.as_deref() {
+            Some("200") => Ok(Decoded::Subscribed),
+            Some("404") => Ok(Decoded::ChannelGone),
+            Some(_) => Ok(Decoded::Ignored),
+            None => Err(DecodeError::new(MalformedReason::WrongType, "frame has no topicName")),
+        };
+    };
+    let classified = classify(&topic)
+        .ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone()))?;
+    let body = || {
+        envelope
+            .body
+            .ok_or_else(|| DecodeError::new(MalformedReason::WrongType, format!("{topic}: no eventBody")))
+    };
+    match classified {
+        Topic::Metadata => {
+            let meta: MetadataBody = serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            Ok(match meta.message.as_deref() {
+                Some("WebSocket Heartbeat") => Decoded::Heartbeat,
+                Some("pong") => Decoded::Pong,
+                _ => Decoded::Ignored,
+            })
+        }
+        Topic::SocketClosing => Ok(Decoded::SocketClosing),
+        Topic::ChannelGone => Ok(Decoded::ChannelGone),
+        Topic::Snapshot { media_suffix } => {
+            let conversation: Conversation =
+                serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            Ok(Decoded::Events(snapshot_events(conversation, media_suffix)))
+        }
+        Topic::Detail { kind, action } => {
+            let detail: DetailEvent = serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            detail_event(detail, kind, action).map(Decoded::Events)
+        }
+    }
+}
+
+/// Join = `connectedTime` present; leave = `endTime` present on a participant that
+/// connected. A participant with `endTime` and no `connectedTime` was alerted and never
+/// connected: not a join, and so not a leave either. Applying the same snapshot twice
+/// yields the same events, which the timeline's fingerprint set then ignores.
+fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> DecodedEvents {
+    let mut decoded = DecodedEvents::default();
+    let topic_media = media_suffix.map(media_from_suffix);
+    for participant in conversation.participants {
+        let Some(connected) = participant.connected_time.as_deref() else {
+            continue;
+        };
+        let details = participant_details(&participant, topic_media.clone());
+        match parse_time("connectedTime", connected) {
+            Ok(at) => decoded.events.push(ParticipantEvent::new(
+                conversation.id.clone(),
+                participant.id.clone(),
+                Action::Joined,
+                at,
+                EventDetails { disconnect_type: None, ..details.clone() },
+            )),
+            Err(rejection) => decoded.rejected.push(rejection),
+        }
+        if let Some(ended) = participant.end_time.as_deref() {
+            match parse_time("endTime", ended) {
+                Ok(at) => decoded.events.push(ParticipantEvent::new(
+                    conversation.id.clone(),
+                    participant.id.clone(),
+                    Action::Left,
+                    at,
+                    details,
+                )),
+                Err(rejection) => decoded.rejected.push(rejection),
+            }
+        }
+    }
+    decoded
+}
+
+fn participant_details(participant: &Participant, topic_media: Option<String>) -> EventDetails {
+    let session_arrays: [(&str, &[Session]); 6] = [
+        ("calls", &participant.calls),
+        ("chats", &participant.chats),
+        ("messages", &participant.messages),
+        ("emails", &participant.emails),
+        ("callbacks", &participant.callbacks),
+        ("videos", &participant.videos),
+    ];
+    let session_media = session_arrays
+        .iter()
+        .find(|(_, sessions)| !sessions.is_empty())
+        .map(|(name, _)| media_from_suffix(name));
+    let session_disconnect = session_arrays
+        .iter()
+        .flat_map(|(_, sessions)| sessions.iter().rev())
+        .find_map(|session| session.disconnect_type.clone());
+    EventDetails {
+        purpose: participant.purpose.clone(),
+        media: topic_media.or(session_media),
+        user: participant
+            .user_id
+            .clone()
+            .or_else(|| participant.user.as_ref().and_then(|r| r.id.clone())),
+        queue: participant
+            .queue_id
+            .clone()
+            .or_else(|| participant.queue.as_ref().and_then(|r| r.id.clone())),
+        disconnect_type: participant.disconnect_type.clone().or(session_disconnect),
+    }
+}
+
+/// Detail topics name the participant's role; the timeline reports the snapshot purposes.
+fn purpose_from_detail_kind(kind: &str) -> String {
+    match kind {
+        "user" => "agent",
+        "flow" => "ivr",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<DecodedEvents, DecodeError> {
+    let at = chrono::DateTime::from_timestamp_millis(detail.event_time).ok_or_else(|| {
+        DecodeError::new(MalformedReason::BadTime, format!("eventTime {} out of range", detail.event_time))
+    })?;
+    let details = EventDetails {
+        purpose: Some(purpose_from_detail_kind(kind)),
+        media: detail.media_type.map(|m| m.to_ascii_lowercase()),
+        user: detail.user_id,
+        queue: detail.queue_id,
+        // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
+        disconnect_type: match action {
+            Action::Left => detail.disconnect_type.map(|d| d.to_ascii_lowercase().replace('_', ".")),
+            Action::Joined => None,
+        },
+    };
+    Ok(DecodedEvents {
+        events: vec![ParticipantEvent::new(detail.conversation_id, detail.participant_id, action, at, details)],
+        rejected: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(frame: &str) -> DecodedEvents {
+        match decode(frame.as_bytes()) {
+            Ok(Decoded::Events(events)) => events,
+            other => panic!("expected events, got {other:?}"),
+        }
+    }
+
+    const QUEUE_SNAPSHOT: &str = r#"{"topicName":"v2.routing.queues.q1.conversations","version":"2",
+      "eventBody":{"id":"c1","participants":[
+        {"id":"p-cust","purpose":"customer","connectedTime":"2026-01-01T09:00:00.000Z",
+         "calls":[{"state":"connected","direction":"inbound"}]},
+        {"id":"p-missed","purpose":"agent","userId":"u9","queueId":"q1","endTime":"2026-01-01T09:00:20.000Z",
+         "calls":[{"state":"disconnected","disconnectType":"timeout"}]},
+        {"id":"p-agent","purpose":"agent","userId":"u1","queueId":"q1","connectedTime":"2026-01-01T09:00:30.123Z",
+         "endTime":"2026-01-01T09:05:00.000Z","someNewField":{"x":1},
+         "calls":[{"state":"disconnected","disconnectType":"transfer.consult","direction":"inbound"}]}
+      ]},"metadata":{"CorrelationId":"x"}}"#;
+
+    #[test]
+    fn snapshot_yields_joins_and_leaves_and_skips_missed_alerts() {
+        let decoded = events(QUEUE_SNAPSHOT);
+        assert!(decoded.rejected.is_empty());
+        let summary: Vec<(&str, Action, i64)> = decoded
+            .events
+            .iter()
+            .map(|e| (e.participant.as_str(), e.action, e.at.timestamp_millis() % 1_000_000))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("p-cust", Action::Joined, 1767258000000 % 1_000_000),
+                ("p-agent", Action::Joined, 1767258030123 % 1_000_000),
+                ("p-agent", Action::Left, 1767258300000 % 1_000_000),
+            ]
+        );
+        let leave = &decoded.events[2];
+        assert_eq!(leave.disconnect_type.as_deref(), Some("transfer.consult"));
+        assert_eq!(leave.user.as_deref(), Some("u1"));
+        assert_eq!(leave.queue.as_deref(), Some("q1"));
+        assert_eq!(leave.media.as_deref(), Some("voice"));
+        assert_eq!(leave.purpose.as_deref(), Some("agent"));
+        assert_eq!(decoded.events[1].disconnect_type, None, "a join carries no disconnect type");
+    }
+
+    #[test]
+    fn same_snapshot_twice_gives_identical_fingerprints() {
+        let first: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
+        let second: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn per_media_topic_reads_flat_participants_with_references() {
+        let frame = r#"{"topicName":"v2.users.u1.conversations.chats","eventBody":{"id":"c2","participants":[
+            {"id":"p1","purpose":"agent","startTime":"2026-01-01T09:00:00.000Z","connectedTime":"2026-01-01T09:00:01.000Z",
+             "endTime":"2026-01-01T09:01:00.000Z","state":"disconnected","disconnectType":"client",
+             "user":{"id":"u1","name":"Ann"},"queue":{"id":"q2","name":"Sales"},"held":false}]}}"#;
+        let decoded = events(frame);
+        assert_eq!(decoded.events.len(), 2);
+        let leave = &decoded.events[1];
+        assert_eq!(leave.media.as_deref(), Some("chat"));
+        assert_eq!(leave.user.as_deref(), Some("u1"));
+        assert_eq!(leave.queue.as_deref(), Some("q2"));
+        assert_eq!(leave.disconnect_type.as_deref(), Some("client"));
+    }
+
+    #[test]
+    fn detail_events_map_kind_to_purpose_and_normalise_disconnect_type() {
+        let frame = r#"{"topicName":"v2.detail.events.conversation.c3.user.end","eventBody":{
+            "eventTime":1767258000123,"conversationId":"c3","participantId":"p7","sessionId":"s",
+            "mediaType":"VOICE","direction":"INBOUND","disconnectType":"TRANSFER_CONSULT","userId":"u1","queueId":"q1"}}"#;
+        let decoded = events(frame);
+        let event = &decoded.events[0];
+        assert_eq!(event.action, Action::Left);
+        assert_eq!(event.purpose.as_deref(), Some("agent"));
+        assert_eq!(event.media.as_deref(), Some("voice"));
+        assert_eq!(event.disconnect_type.as_deref(), Some("transfer.consult"));
+        assert_eq!(event.at.timestamp_millis(), 1767258000123);
+    }
+
+    #[test]
+    fn control_frames() {
+        let heartbeat = r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
+        assert_eq!(decode(heartbeat.as_bytes()), Ok(Decoded::Heartbeat));
+        let pong = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
+        assert_eq!(decode(pong.as_bytes()), Ok(Decoded::Pong));
+        let closing = r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"closing"}}"#;
+        assert_eq!(decode(closing.as_bytes()), Ok(Decoded::SocketClosing));
+        let revoked = r#"{"topicName":"v2.system.token_revoked.abc","eventBody":{}}"#;
+        assert_eq!(decode(revoked.as_bytes()), Ok(Decoded::ChannelGone));
+        let subscribed = r#"{"result":"200","status":"subscribed","correlationId":"1"}"#;
+        assert_eq!(decode(subscribed.as_bytes()), Ok(Decoded::Subscribed));
+    }
+
+    #[test]
+    fn bad_input_is_classified() {
+        let reason = |frame: &str| decode(frame.as_bytes()).map(|_| ()).unwrap_err().reason;
+        assert_eq!(reason("{not json"), MalformedReason::InvalidJson);
+        assert_eq!(
+            reason(r#"{"topicName":"v2.users.u.conversations","eventBody":{"id":"c","participants":5}}"#),
+            MalformedReason::WrongType
+        );
+        assert_eq!(reason(r#"{"topicName":"v2.weather.today","eventBody":{}}"#), MalformedReason::UnknownTopic);
+        assert_eq!(reason(r#"{"topicName":42}"#), MalformedReason::WrongType);
+    }
+
+    #[test]
+    fn unknown_enum_values_decode() {
+        let frame = r#"{"topicName":"v2.routing.queues.q.conversations","eventBody":{"id":"c","participants":[
+            {"id":"p","purpose":"brand-new-purpose","connectedTime":"2026-01-01T09:00:00.000Z",
+             "calls":[{"state":"teleporting","disconnectType":"wormhole.collapse"}]}]}}"#;
+        let decoded = events(frame);
+        assert_eq!(decoded.events[0].purpose.as_deref(), Some("brand-new-purpose"));
+    }
+
+    #[test]
+    fn a_time_that_does_not_parse_is_rejected_not_guessed() {
+        let frame = r#"{"topicName":"v2.routing.queues.q.conversations","eventBody":{"id":"c","participants":[
+            {"id":"p","purpose":"agent","connectedTime":"yesterday","endTime":"2026-01-01T09:00:00.000Z"}]}}"#;
+        let decoded = events(frame);
+        assert_eq!(decoded.rejected.len(), 1);
+        assert_eq!(decoded.rejected[0].reason, MalformedReason::BadTime);
+        assert_eq!(decoded.events.len(), 1, "the valid leave is kept");
+        assert_eq!(decoded.events[0].action, Action::Left);
+    }
+}
