@@ -8,3 +8,5 @@ pub mod event;
 pub mod record;
 pub mod wire;
 pub mod timeline;
+pub mod mailbox;
+pub mod metrics;

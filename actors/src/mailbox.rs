@@ -1,0 +1,177 @@
+//! The one bounded-send rule of every data hop (PITFALLS.md "actix"): actix counts
+//! capacity per sender, so the real bound lives here — an atomic depth (the
+//! `mailbox_depth{actor}` gauge itself) checked before `try_send`. Capacity N accepts
+//! exactly N; every further message is dropped and counted in
+//! `events_dropped_total{stage,reason}`, and handed back so the caller can mark the gap.
+
+use crate::metrics::{DropReason, Metrics, Stage};
+use actix::dev::{Message, Recipient, SendError};
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::Arc;
+
+/// How many events a message stands for, for the drop counter.
+pub trait Weighted {
+    fn weight(&self) -> u64 {
+        1
+    }
+}
+
+/// The receiving side's view: it calls [`Inbox::taken`] first thing in every data handler.
+#[derive(Clone, Debug)]
+pub struct Inbox {
+    stage: Stage,
+    capacity: usize,
+    depth: Gauge,
+}
+
+impl Inbox {
+    pub fn new(stage: Stage, capacity: usize, metrics: &Metrics) -> Self {
+        Inbox { stage, capacity, depth: metrics.depth_gauge(stage) }
+    }
+
+    /// The actix mailbox capacity to set in the actor's constructor closure: at least ours,
+    /// so that our count, not actix's per-sender slots, decides.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn taken(&self) {
+        self.depth.dec();
+    }
+
+    pub fn depth(&self) -> i64 {
+        self.depth.get()
+    }
+}
+
+/// A message that was not delivered, with why.
+#[derive(Debug)]
+pub struct Dropped<M> {
+    pub message: M,
+    pub reason: DropReason,
+}
+
+/// The one long-lived sender to one actor.
+pub struct Mailbox<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    recipient: Recipient<M>,
+    inbox: Inbox,
+    metrics: Arc<Metrics>,
+}
+
+impl<M> Mailbox<M>
+where
+    M: Message + Send + Weighted,
+    M::Result: Send,
+{
+    pub fn new(recipient: Recipient<M>, inbox: Inbox, metrics: Arc<Metrics>) -> Self {
+        Mailbox { recipient, inbox, metrics }
+    }
+
+    pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
+        let queued = self.inbox.depth.inc();
+        if queued >= self.inbox.capacity as i64 {
+            self.inbox.depth.dec();
+            return Err(self.drop(message, DropReason::MailboxFull));
+        }
+        match self.recipient.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(message)) => {
+                self.inbox.depth.dec();
+                Err(self.drop(message, DropReason::MailboxFull))
+            }
+            Err(SendError::Closed(message)) => {
+                self.inbox.depth.dec();
+                Err(self.drop(message, DropReason::ReceiverGone))
+            }
+        }
+    }
+
+    fn drop(&self, message: M, reason: DropReason) -> Dropped<M> {
+        self.metrics.events_dropped.get_or_create(&crate::metrics::DropLabels { stage: self.inbox.stage, reason }).inc_by(message.weight());
+        Dropped { message, reason }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.inbox.stage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::prelude::*;
+
+    struct Item;
+    impl Message for Item {
+        type Result = ();
+    }
+    impl Weighted for Item {}
+
+    struct Counter {
+        inbox: Inbox,
+        seen: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+    impl Handler<Item> for Counter {
+        type Result = ();
+        fn handle(&mut self, _: Item, _: &mut Context<Self>) {
+            self.inbox.taken();
+            self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn capacity_n_accepts_exactly_n_and_counts_every_further_message() {
+        const N: usize = 16;
+        let metrics = Arc::new(Metrics::new());
+        let inbox = Inbox::new(Stage::Timeline, N, &metrics);
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let receiver_inbox = inbox.clone();
+        let receiver_seen = seen.clone();
+        let addr = Counter::create(move |ctx| {
+            ctx.set_mailbox_capacity(receiver_inbox.capacity());
+            Counter { inbox: receiver_inbox, seen: receiver_seen }
+        });
+        let mailbox = Mailbox::new(addr.recipient(), inbox.clone(), metrics.clone());
+        // No await between sends: the receiver is held (it cannot run) the whole time.
+        let outcomes: Vec<bool> = (0..N + 10).map(|_| mailbox.send(Item).is_ok()).collect();
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), N);
+        assert!(outcomes[..N].iter().all(|ok| *ok), "the first N are the accepted ones");
+        assert_eq!(metrics.dropped(Stage::Timeline, DropReason::MailboxFull), 10);
+        assert_eq!(inbox.depth(), N as i64);
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < N {
+            assert!(std::time::Instant::now() < deadline, "receiver never drained");
+            actix_rt::task::yield_now().await;
+        }
+        assert_eq!(inbox.depth(), 0, "the depth gauge follows the queue back down");
+        assert!(mailbox.send(Item).is_ok(), "room again once drained");
+    }
+
+    #[actix_rt::test]
+    async fn a_gone_receiver_is_counted_apart() {
+        let metrics = Arc::new(Metrics::new());
+        let inbox = Inbox::new(Stage::Log, 4, &metrics);
+        let receiver_inbox = inbox.clone();
+        let addr = Counter::create(move |ctx| {
+            ctx.stop();
+            Counter { inbox: receiver_inbox, seen: Default::default() }
+        });
+        let mailbox = Mailbox::new(addr.clone().recipient(), inbox, metrics.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while addr.connected() {
+            assert!(std::time::Instant::now() < deadline, "actor never stopped");
+            actix_rt::task::yield_now().await;
+        }
+        let dropped = mailbox.send(Item).unwrap_err();
+        assert_eq!(dropped.reason, DropReason::ReceiverGone);
+        assert_eq!(metrics.dropped(Stage::Log, DropReason::ReceiverGone), 1);
+    }
+}

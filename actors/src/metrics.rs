@@ -1,0 +1,276 @@
+//! The daemon's metrics: one owned `prometheus-client` registry per daemon (no global),
+//! names and labels as DESIGN.md lists them. Label values are closed enums; every
+//! `events_dropped_total{stage,reason}` series exists at 0 from start-up so a `rate()`
+//! alert can fire on the very first drop.
+
+use crate::wire::MalformedReason;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+
+/// A closed set of label values, rendered in snake_case.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// A hop of the pipeline, named by the mailbox it delivers into.
+    Stage { Timeline => "timeline", Log => "log", Sink => "sink", Feed => "feed" }
+);
+
+label_enum!(
+    DropReason { MailboxFull => "mailbox_full", ReceiverGone => "receiver_gone" }
+);
+
+label_enum!(
+    ReconnectCause {
+        Closed => "closed",
+        Error => "error",
+        Stale => "stale",
+        ChannelGone => "channel_gone",
+        SocketClosing => "socket_closing",
+        ConnectFailed => "connect_failed",
+        Rotation => "rotation",
+    }
+);
+
+label_enum!(
+    TokenOutcome {
+        Ok => "ok",
+        RateLimited => "rate_limited",
+        Rejected => "rejected",
+        ServerError => "server_error",
+        NetworkError => "network_error",
+    }
+);
+
+label_enum!(
+    BackfillOutcome { Ok => "ok", NotFound => "not_found", RateLimited => "rate_limited", Error => "error" }
+);
+
+impl EncodeLabelValue for MalformedReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub stage: Stage,
+    pub reason: DropReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MalformedLabels {
+    pub reason: MalformedReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub cause: ReconnectCause,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub outcome: TokenOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackfillLabels {
+    pub outcome: BackfillOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    pub complete: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActorLabels {
+    pub actor: Stage,
+}
+
+/// Every metric of one daemon. Cheap to read from any thread.
+pub struct Metrics {
+    registry: Registry,
+    pub frames_received: Counter,
+    pub events_received: Counter,
+    pub events_dropped: Family<DropLabels, Counter>,
+    pub malformed_frames: Family<MalformedLabels, Counter>,
+    pub reconnects: Family<CauseLabels, Counter>,
+    pub connection_up: Gauge,
+    pub heartbeat_rtt_seconds: Gauge<f64, AtomicU64>,
+    pub token_refreshes: Family<TokenLabels, Counter>,
+    pub open_conversations: Gauge,
+    pub timelines_closed: Family<ClosedLabels, Counter>,
+    pub late_events: Counter,
+    pub duplicate_events: Counter,
+    pub backfills: Family<BackfillLabels, Counter>,
+    pub gaps: Counter,
+    pub mailbox_depth: Family<ActorLabels, Gauge>,
+    /// Seconds since the Unix epoch of the last frame received (0 before the first).
+    pub last_frame_timestamp_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("timelined");
+        let metrics = Metrics {
+            frames_received: Counter::default(),
+            events_received: Counter::default(),
+            events_dropped: Family::default(),
+            malformed_frames: Family::default(),
+            reconnects: Family::default(),
+            connection_up: Gauge::default(),
+            heartbeat_rtt_seconds: Gauge::default(),
+            token_refreshes: Family::default(),
+            open_conversations: Gauge::default(),
+            timelines_closed: Family::default(),
+            late_events: Counter::default(),
+            duplicate_events: Counter::default(),
+            backfills: Family::default(),
+            gaps: Counter::default(),
+            mailbox_depth: Family::default(),
+            last_frame_timestamp_seconds: Gauge::default(),
+            registry: Registry::default(),
+        };
+        for &stage in Stage::ALL {
+            for &reason in DropReason::ALL {
+                drop(metrics.events_dropped.get_or_create(&DropLabels { stage, reason }));
+            }
+            drop(metrics.mailbox_depth.get_or_create(&ActorLabels { actor: stage }));
+        }
+        for reason in MalformedReason::ALL {
+            drop(metrics.malformed_frames.get_or_create(&MalformedLabels { reason }));
+        }
+        for &cause in ReconnectCause::ALL {
+            drop(metrics.reconnects.get_or_create(&CauseLabels { cause }));
+        }
+        for &outcome in TokenOutcome::ALL {
+            drop(metrics.token_refreshes.get_or_create(&TokenLabels { outcome }));
+        }
+        for &outcome in BackfillOutcome::ALL {
+            drop(metrics.backfills.get_or_create(&BackfillLabels { outcome }));
+        }
+        for complete in ["true", "false"] {
+            drop(metrics.timelines_closed.get_or_create(&ClosedLabels { complete }));
+        }
+        let r = &mut registry;
+        r.register("frames_received", "WebSocket frames received", metrics.frames_received.clone());
+        r.register("events_received", "Join/leave events decoded", metrics.events_received.clone());
+        r.register("events_dropped", "Events dropped at a full or gone mailbox", metrics.events_dropped.clone());
+        r.register("malformed_frames", "Frames or fields rejected as bad input", metrics.malformed_frames.clone());
+        r.register("reconnects", "WebSocket reconnects by cause", metrics.reconnects.clone());
+        r.register("connection_up", "1 while a streaming socket is open", metrics.connection_up.clone());
+        r.register(
+            "heartbeat_rtt_seconds",
+            "Round-trip time of the last ping",
+            metrics.heartbeat_rtt_seconds.clone(),
+        );
+        r.register("token_refreshes", "OAuth token requests by outcome", metrics.token_refreshes.clone());
+        r.register("open_conversations", "Timelines currently open", metrics.open_conversations.clone());
+        r.register("timelines_closed", "Timelines closed", metrics.timelines_closed.clone());
+        r.register("late_events", "Events published after a later one", metrics.late_events.clone());
+        r.register("duplicate_events", "Events already seen (fingerprint)", metrics.duplicate_events.clone());
+        r.register("backfills", "REST backfills by outcome", metrics.backfills.clone());
+        r.register("gaps", "Conversations marked with a gap", metrics.gaps.clone());
+        r.register("mailbox_depth", "Messages queued per actor mailbox", metrics.mailbox_depth.clone());
+        r.register(
+            "last_frame_timestamp_seconds",
+            "Unix time of the last frame received",
+            metrics.last_frame_timestamp_seconds.clone(),
+        );
+        Metrics { registry, ..metrics }
+    }
+
+    /// Prometheus/OpenMetrics text of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    pub fn dropped(&self, stage: Stage, reason: DropReason) -> u64 {
+        self.events_dropped.get_or_create(&DropLabels { stage, reason }).get()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        Stage::ALL
+            .iter()
+            .flat_map(|&stage| DropReason::ALL.iter().map(move |&reason| self.dropped(stage, reason)))
+            .sum()
+    }
+
+    pub fn malformed(&self, reason: MalformedReason) -> u64 {
+        self.malformed_frames.get_or_create(&MalformedLabels { reason }).get()
+    }
+
+    pub fn reconnects_total(&self) -> u64 {
+        ReconnectCause::ALL
+            .iter()
+            .map(|&cause| self.reconnects.get_or_create(&CauseLabels { cause }).get())
+            .sum()
+    }
+
+    pub fn closed(&self, complete: bool) -> u64 {
+        let complete = if complete { "true" } else { "false" };
+        self.timelines_closed.get_or_create(&ClosedLabels { complete }).get()
+    }
+
+    pub fn depth_gauge(&self, actor: Stage) -> Gauge {
+        self.mailbox_depth.get_or_create(&ActorLabels { actor }).clone()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drop_series_exists_at_zero_from_the_start() {
+        let text = Metrics::new().encode().unwrap();
+        for &stage in Stage::ALL {
+            for &reason in DropReason::ALL {
+                let series = format!(
+                    "timelined_events_dropped_total{{stage=\"{}\",reason=\"{}\"}} 0",
+                    stage.as_str(),
+                    reason.as_str()
+                );
+                assert!(text.contains(&series), "missing {series} in\n{text}");
+            }
+        }
+        assert!(text.contains("timelined_malformed_frames_total{reason=\"invalid_json\"} 0"));
+    }
+}
