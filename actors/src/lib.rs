@@ -1,12 +1,21 @@
 //! timelined's actors and the pure logic they drive.
 //!
 //! The pure transforms — [`wire`] (frames → events), [`timeline`] (events → timelines),
-//! [`consumer`] rendering (timelines → output) — have no actix in them. The actors move
-//! values between them and own the I/O; see `actors/README.md`.
+//! [`consumer`] rendering (timelines → output) — have no actix in them. The actors
+//! (`*/actor.rs`) move values between them and own the I/O; see `actors/README.md`.
 
+pub mod backoff;
+pub mod connection;
+pub mod consumer;
 pub mod event;
-pub mod record;
-pub mod wire;
-pub mod timeline;
+pub mod heartbeat;
+pub mod http;
+pub mod internal_events;
 pub mod mailbox;
 pub mod metrics;
+pub mod record;
+pub mod secret;
+pub mod subscription;
+pub mod timeline;
+pub mod token;
+pub mod wire;

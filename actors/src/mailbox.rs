@@ -26,7 +26,11 @@ pub struct Inbox {
 
 impl Inbox {
     pub fn new(stage: Stage, capacity: usize, metrics: &Metrics) -> Self {
-        Inbox { stage, capacity, depth: metrics.depth_gauge(stage) }
+        Inbox {
+            stage,
+            capacity,
+            depth: metrics.depth_gauge(stage),
+        }
     }
 
     /// The actix mailbox capacity to set in the actor's constructor closure: at least ours,
@@ -68,7 +72,11 @@ where
     M::Result: Send,
 {
     pub fn new(recipient: Recipient<M>, inbox: Inbox, metrics: Arc<Metrics>) -> Self {
-        Mailbox { recipient, inbox, metrics }
+        Mailbox {
+            recipient,
+            inbox,
+            metrics,
+        }
     }
 
     pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
@@ -91,7 +99,13 @@ where
     }
 
     fn drop(&self, message: M, reason: DropReason) -> Dropped<M> {
-        self.metrics.events_dropped.get_or_create(&crate::metrics::DropLabels { stage: self.inbox.stage, reason }).inc_by(message.weight());
+        self.metrics
+            .events_dropped
+            .get_or_create(&crate::metrics::DropLabels {
+                stage: self.inbox.stage,
+                reason,
+            })
+            .inc_by(message.weight());
         Dropped { message, reason }
     }
 
@@ -136,13 +150,19 @@ mod tests {
         let receiver_seen = seen.clone();
         let addr = Counter::create(move |ctx| {
             ctx.set_mailbox_capacity(receiver_inbox.capacity());
-            Counter { inbox: receiver_inbox, seen: receiver_seen }
+            Counter {
+                inbox: receiver_inbox,
+                seen: receiver_seen,
+            }
         });
         let mailbox = Mailbox::new(addr.recipient(), inbox.clone(), metrics.clone());
         // No await between sends: the receiver is held (it cannot run) the whole time.
         let outcomes: Vec<bool> = (0..N + 10).map(|_| mailbox.send(Item).is_ok()).collect();
         assert_eq!(outcomes.iter().filter(|ok| **ok).count(), N);
-        assert!(outcomes[..N].iter().all(|ok| *ok), "the first N are the accepted ones");
+        assert!(
+            outcomes[..N].iter().all(|ok| *ok),
+            "the first N are the accepted ones"
+        );
         assert_eq!(metrics.dropped(Stage::Timeline, DropReason::MailboxFull), 10);
         assert_eq!(inbox.depth(), N as i64);
 
@@ -162,7 +182,10 @@ mod tests {
         let receiver_inbox = inbox.clone();
         let addr = Counter::create(move |ctx| {
             ctx.stop();
-            Counter { inbox: receiver_inbox, seen: Default::default() }
+            Counter {
+                inbox: receiver_inbox,
+                seen: Default::default(),
+            }
         });
         let mailbox = Mailbox::new(addr.clone().recipient(), inbox, metrics.clone());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

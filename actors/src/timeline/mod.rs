@@ -5,7 +5,7 @@
 //! Time: entries are ordered by *event* time; the reorder window and the quiet period are
 //! measured in *arrival* (wall) time, passed in as `now` so tests drive the clock.
 
-
+pub mod actor;
 
 use crate::event::{Action, Fingerprint, ParticipantEvent};
 use crate::record::{EntryRecord, ParticipantRecord, TimelineRecord};
@@ -143,7 +143,8 @@ impl Timeline {
         if self.held.is_empty() {
             return Vec::new();
         }
-        self.held.sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
+        self.held
+            .sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
         let ready = self
             .held
             .iter()
@@ -161,11 +162,16 @@ impl Timeline {
     /// Every participant seen has both joined and left.
     fn all_left(&self) -> bool {
         !self.participants.is_empty()
-            && self.participants.values().all(|p| p.joined_at.is_some() && p.left_at.is_some())
+            && self
+                .participants
+                .values()
+                .all(|p| p.joined_at.is_some() && p.left_at.is_some())
     }
 
     fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
-        !self.has_held() && self.all_left() && now.saturating_duration_since(self.last_arrival) >= rules.close_after
+        !self.has_held()
+            && self.all_left()
+            && now.saturating_duration_since(self.last_arrival) >= rules.close_after
     }
 
     fn idle(&self, now: Instant, rules: &TimelineRules) -> bool {
@@ -180,8 +186,12 @@ impl Timeline {
 
     /// The timeline as it stands, in the output schema. Held entries are included, in order.
     pub fn to_record(&self) -> TimelineRecord {
-        let mut entries: Vec<EntryRecord> =
-            self.published.iter().chain(self.held.iter().map(|h| &h.entry)).cloned().collect();
+        let mut entries: Vec<EntryRecord> = self
+            .published
+            .iter()
+            .chain(self.held.iter().map(|h| &h.entry))
+            .cloned()
+            .collect();
         entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let mut participants: Vec<ParticipantRecord> = self
             .participants
@@ -208,7 +218,11 @@ impl Timeline {
             conversation_id: self.conversation.clone(),
             media_types: self.media.iter().cloned().collect(),
             started_at: self.participants.values().filter_map(|p| p.joined_at).min(),
-            ended_at: if all_left { self.participants.values().filter_map(|p| p.left_at).max() } else { None },
+            ended_at: if all_left {
+                self.participants.values().filter_map(|p| p.left_at).max()
+            } else {
+                None
+            },
             complete: all_left && (self.gaps == 0 || self.healed),
             gaps: self.gaps,
             healed: self.healed,
@@ -268,7 +282,13 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 impl TimelineBook {
     pub fn new(rules: TimelineRules, open: Arc<DashMap<String, Timeline>>) -> Self {
-        TimelineBook { rules, open, holding: HashSet::new(), tombstones: HashMap::new(), last_sweep: None }
+        TimelineBook {
+            rules,
+            open,
+            holding: HashSet::new(),
+            tombstones: HashMap::new(),
+            last_sweep: None,
+        }
     }
 
     pub fn open_count(&self) -> usize {
@@ -322,7 +342,11 @@ impl TimelineBook {
                 if !late {
                     previous = Some(key);
                 }
-                tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
+                tick.updates.push(TimelineUpdate {
+                    conversation_id: conversation.clone(),
+                    entry,
+                    late,
+                });
             }
             if !timeline.has_held() {
                 drained.push(conversation.clone());
@@ -331,7 +355,10 @@ impl TimelineBook {
         for conversation in drained {
             self.holding.remove(&conversation);
         }
-        if self.last_sweep.is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL) {
+        if self
+            .last_sweep
+            .is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL)
+        {
             self.last_sweep = Some(now);
             self.sweep(now, &mut tick);
         }
@@ -357,7 +384,8 @@ impl TimelineBook {
             self.close(&conversation, reason, now, tick);
         }
         let ttl = self.rules.tombstone_ttl;
-        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
+        self.tombstones
+            .retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
     }
 
     fn close(&mut self, conversation: &str, reason: CloseReason, now: Instant, tick: &mut Tick) {
@@ -366,7 +394,11 @@ impl TimelineBook {
         };
         // Whatever is still held is published now, in order, before the summary.
         for entry in timeline.release(now, Duration::ZERO) {
-            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late: false });
+            tick.updates.push(TimelineUpdate {
+                conversation_id: conversation.clone(),
+                entry,
+                late: false,
+            });
         }
         self.holding.remove(&conversation);
         tick.closed.push((timeline.to_record(), reason));
@@ -393,3 +425,24 @@ impl EntryRecord {
 
 #[cfg(test)]
 mod tests;
+
+/// Conversations whose events were dropped before reaching the TimelineActor (its mailbox
+/// was full, so it cannot be told by message). It drains this on every tick.
+#[derive(Debug, Default)]
+pub struct GapLedger(std::sync::Mutex<HashSet<String>>);
+
+impl GapLedger {
+    pub fn mark_all<'a>(&self, conversations: impl IntoIterator<Item = &'a str>) {
+        let mut marked = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for conversation in conversations {
+            if !marked.contains(conversation) {
+                marked.insert(conversation.to_owned());
+            }
+        }
+    }
+
+    pub fn drain(&self) -> Vec<String> {
+        let mut marked = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        marked.drain().collect()
+    }
+}

@@ -83,7 +83,10 @@ fn a_conversation_closes_complete_with_entries_in_event_time_order() {
     assert_eq!(record.media_types, vec!["voice".to_string()]);
     assert_eq!(record.participants[2].disconnect_type.as_deref(), Some("peer"));
     let published: Vec<_> = updates.iter().map(|u| u.entry.clone()).collect();
-    assert_eq!(published, record.entries, "the log sees exactly the record's entries, in order");
+    assert_eq!(
+        published, record.entries,
+        "the log sees exactly the record's entries, in order"
+    );
     assert!(updates.iter().all(|u| !u.late));
 }
 
@@ -164,7 +167,11 @@ fn close_all_flags_the_unfinished_incomplete() {
         book.apply(e, start);
     }
     let tick = book.close_all(start);
-    assert_eq!(tick.updates.len(), 4, "held entries are flushed before the summary");
+    assert_eq!(
+        tick.updates.len(),
+        4,
+        "held entries are flushed before the summary"
+    );
     assert!(!tick.closed[0].0.complete);
     assert_eq!(book.open_count(), 0);
 }

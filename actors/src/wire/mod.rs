@@ -115,7 +115,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(reason: MalformedReason, detail: impl Into<String>) -> Self {
-        DecodeError { reason, detail: detail.into() }
+        DecodeError {
+            reason,
+            detail: detail.into(),
+        }
     }
 
     /// serde_json tells syntax from shape: that is the invalid_json / wrong_type split.
@@ -134,7 +137,10 @@ pub fn decode(dialect: Dialect, frame: RawFrame<'_>) -> Result<Decoded, DecodeEr
         (Dialect::Notifications, RawFrame::Text(bytes)) => notifications::decode(bytes),
         (Dialect::Notifications, RawFrame::Binary(bytes)) => Err(DecodeError::new(
             MalformedReason::UnexpectedBinary,
-            format!("binary frame of {} bytes on the notifications socket", bytes.len()),
+            format!(
+                "binary frame of {} bytes on the notifications socket",
+                bytes.len()
+            ),
         )),
         (Dialect::AnalyticsStream, RawFrame::Text(bytes) | RawFrame::Binary(bytes)) => {
             analytics::decode(bytes)

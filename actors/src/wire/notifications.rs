@@ -86,9 +86,14 @@ enum Topic<'t> {
     SocketClosing,
     ChannelGone,
     /// A snapshot topic; the per-media suffix (`calls`, `chats`, …) when there is one.
-    Snapshot { media_suffix: Option<&'t str> },
+    Snapshot {
+        media_suffix: Option<&'t str>,
+    },
     /// `v2.detail.events.conversation.{id}.{kind}.{start|end}`.
-    Detail { kind: &'t str, action: Action },
+    Detail {
+        kind: &'t str,
+        action: Action,
+    },
 }
 
 fn classify(topic: &str) -> Option<Topic<'_>> {
@@ -106,9 +111,10 @@ fn classify(topic: &str) -> Option<Topic<'_>> {
         ["v2", "routing", "queues", _, "conversations"] | ["v2", "users", _, "conversations"] => {
             Some(Topic::Snapshot { media_suffix: None })
         }
-        ["v2", "routing", "queues", _, "conversations", media] | ["v2", "users", _, "conversations", media] => {
-            Some(Topic::Snapshot { media_suffix: Some(media) })
-        }
+        ["v2", "routing", "queues", _, "conversations", media]
+        | ["v2", "users", _, "conversations", media] => Some(Topic::Snapshot {
+            media_suffix: Some(media),
+        }),
         ["v2", "detail", "events", "conversation", _, kind, phase] => {
             let action = match *phase {
                 "start" => Action::Joined,
@@ -143,11 +149,14 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             Some("200") => Ok(Decoded::Subscribed),
             Some("404") => Ok(Decoded::ChannelGone),
             Some(_) => Ok(Decoded::Ignored),
-            None => Err(DecodeError::new(MalformedReason::WrongType, "frame has no topicName")),
+            None => Err(DecodeError::new(
+                MalformedReason::WrongType,
+                "frame has no topicName",
+            )),
         };
     };
-    let classified = classify(&topic)
-        .ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone()))?;
+    let classified =
+        classify(&topic).ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone()))?;
     let body = || {
         envelope
             .body
@@ -194,7 +203,10 @@ fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> De
                 participant.id.clone(),
                 Action::Joined,
                 at,
-                EventDetails { disconnect_type: None, ..details.clone() },
+                EventDetails {
+                    disconnect_type: None,
+                    ..details.clone()
+                },
             )),
             Err(rejection) => decoded.rejected.push(rejection),
         }
@@ -258,7 +270,10 @@ fn purpose_from_detail_kind(kind: &str) -> String {
 
 fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<DecodedEvents, DecodeError> {
     let at = chrono::DateTime::from_timestamp_millis(detail.event_time).ok_or_else(|| {
-        DecodeError::new(MalformedReason::BadTime, format!("eventTime {} out of range", detail.event_time))
+        DecodeError::new(
+            MalformedReason::BadTime,
+            format!("eventTime {} out of range", detail.event_time),
+        )
     })?;
     let details = EventDetails {
         purpose: Some(purpose_from_detail_kind(kind)),
@@ -267,12 +282,20 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
         queue: detail.queue_id,
         // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
         disconnect_type: match action {
-            Action::Left => detail.disconnect_type.map(|d| d.to_ascii_lowercase().replace('_', ".")),
+            Action::Left => detail
+                .disconnect_type
+                .map(|d| d.to_ascii_lowercase().replace('_', ".")),
             Action::Joined => None,
         },
     };
     Ok(DecodedEvents {
-        events: vec![ParticipantEvent::new(detail.conversation_id, detail.participant_id, action, at, details)],
+        events: vec![ParticipantEvent::new(
+            detail.conversation_id,
+            detail.participant_id,
+            action,
+            at,
+            details,
+        )],
         rejected: Vec::new(),
     })
 }
@@ -306,7 +329,13 @@ mod tests {
         let summary: Vec<(&str, Action, i64)> = decoded
             .events
             .iter()
-            .map(|e| (e.participant.as_str(), e.action, e.at.timestamp_millis() % 1_000_000))
+            .map(|e| {
+                (
+                    e.participant.as_str(),
+                    e.action,
+                    e.at.timestamp_millis() % 1_000_000,
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -322,13 +351,24 @@ mod tests {
         assert_eq!(leave.queue.as_deref(), Some("q1"));
         assert_eq!(leave.media.as_deref(), Some("voice"));
         assert_eq!(leave.purpose.as_deref(), Some("agent"));
-        assert_eq!(decoded.events[1].disconnect_type, None, "a join carries no disconnect type");
+        assert_eq!(
+            decoded.events[1].disconnect_type, None,
+            "a join carries no disconnect type"
+        );
     }
 
     #[test]
     fn same_snapshot_twice_gives_identical_fingerprints() {
-        let first: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
-        let second: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
+        let first: Vec<_> = events(QUEUE_SNAPSHOT)
+            .events
+            .into_iter()
+            .map(|e| e.fingerprint)
+            .collect();
+        let second: Vec<_> = events(QUEUE_SNAPSHOT)
+            .events
+            .into_iter()
+            .map(|e| e.fingerprint)
+            .collect();
         assert_eq!(first, second);
     }
 
@@ -383,7 +423,10 @@ mod tests {
             reason(r#"{"topicName":"v2.users.u.conversations","eventBody":{"id":"c","participants":5}}"#),
             MalformedReason::WrongType
         );
-        assert_eq!(reason(r#"{"topicName":"v2.weather.today","eventBody":{}}"#), MalformedReason::UnknownTopic);
+        assert_eq!(
+            reason(r#"{"topicName":"v2.weather.today","eventBody":{}}"#),
+            MalformedReason::UnknownTopic
+        );
         assert_eq!(reason(r#"{"topicName":42}"#), MalformedReason::WrongType);
     }
 

@@ -1,0 +1,483 @@
+//! ConnectionActor: owns one streaming WebSocket (awc) at a time. It connects to the
+//! [`Target`] the SubscriptionActor gives it, decodes every frame, and hands events to the
+//! TimelineActor through its bounded mailbox, pongs to the HeartbeatActor and channel
+//! news to the SubscriptionActor. It runs under `actix::Supervisor`: a lost socket stops
+//! it, the restart waits out a jittered backoff and reconnects. Each socket has a
+//! generation id so that anything arriving from an older socket is ignored.
+
+use super::{Fragment, FrameKind, Liveness, Reassembly, ReassemblyError, Target};
+use crate::backoff::Backoff;
+use crate::heartbeat::actor::PongReceived;
+use crate::internal_events::BadInputLog;
+use crate::mailbox::Mailbox;
+use crate::metrics::{CauseLabels, Metrics, ReconnectCause};
+use crate::subscription::actor::{ChannelClosing, ChannelLost};
+use crate::timeline::actor::ParticipantEvents;
+use crate::timeline::GapLedger;
+use crate::token::actor::{GetToken, TokenActor};
+use crate::wire::{self, Decoded, Dialect, MalformedReason, RawFrame};
+use actix::io::{SinkWrite, WriteHandler};
+use actix::prelude::*;
+use actix_http::ws::Item;
+use awc::error::{WsClientError, WsProtocolError};
+use awc::ws::{self, Codec, Frame};
+use awc::BoxedSocket;
+use bytes::Bytes;
+use futures_util::stream::{self, SplitSink, StreamExt};
+use slog::{debug, info, warn, Logger};
+use std::sync::Arc;
+use std::time::Duration;
+
+type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, ws::Message>;
+
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    pub max_frame_bytes: usize,
+    pub connect_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Connect to this target, replacing any current socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect(pub Target);
+
+/// Send a health-check ping on the open socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendPing;
+
+/// Nothing arrived on socket `generation` within the stale timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stale {
+    pub generation: u64,
+}
+
+/// Stop reading: close the socket and do not reconnect.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Where the ConnectionActor sends what it reads.
+pub struct ConnectionLinks {
+    pub timeline: Mailbox<ParticipantEvents>,
+    pub gaps: Arc<GapLedger>,
+    pub pong: Recipient<PongReceived>,
+    pub channel_lost: Recipient<ChannelLost>,
+    pub channel_closing: Recipient<ChannelClosing>,
+    pub tokens: Addr<TokenActor>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+enum SocketEvent {
+    Frame(u64, Result<Frame, WsProtocolError>),
+    End(u64),
+}
+
+pub struct ConnectionActor {
+    config: ConnectionConfig,
+    links: ConnectionLinks,
+    target: Option<Target>,
+    generation: u64,
+    sink: Option<SinkWrite<ws::Message, WsSink>>,
+    reassembly: Reassembly,
+    backoff: Backoff,
+    /// Set when a socket was lost: the restart waits out the backoff before reconnecting.
+    reconnect_pending: bool,
+    /// No frame yet on the current socket: the backoff resets on the first one, so a
+    /// server that accepts and immediately drops cannot make us spin.
+    awaiting_first_frame: bool,
+    liveness: Arc<Liveness>,
+    bad_input: BadInputLog,
+    metrics: Arc<Metrics>,
+    log: Logger,
+}
+
+impl ConnectionActor {
+    pub fn new(
+        config: ConnectionConfig,
+        links: ConnectionLinks,
+        liveness: Arc<Liveness>,
+        metrics: Arc<Metrics>,
+        log: Logger,
+    ) -> Self {
+        ConnectionActor {
+            reassembly: Reassembly::new(config.max_frame_bytes),
+            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            config,
+            links,
+            target: None,
+            generation: 0,
+            sink: None,
+            reconnect_pending: false,
+            awaiting_first_frame: false,
+            liveness,
+            bad_input: BadInputLog::default(),
+            metrics,
+            log,
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        self.close_socket();
+        self.generation += 1;
+        let generation = self.generation;
+        let tokens = self.links.tokens.clone();
+        let config = self.config.clone();
+        let opening = async move {
+            let token = match target.dialect {
+                Dialect::AnalyticsStream => Some(
+                    tokens
+                        .send(GetToken)
+                        .await
+                        .map_err(|e| ConnectFailure::Other(e.to_string()))?
+                        .map_err(|e| ConnectFailure::Other(e.to_string()))?,
+                ),
+                Dialect::Notifications => None,
+            };
+            let client = awc::Client::builder()
+                .timeout(config.connect_timeout)
+                .max_http_version(awc::http::Version::HTTP_11)
+                .finish();
+            let (_, framed) = client
+                .ws(target.url.as_str())
+                .max_frame_size(config.max_frame_bytes)
+                .connect()
+                .await
+                .map_err(ConnectFailure::from)?;
+            Ok((framed, token))
+        };
+        ctx.spawn(
+            opening
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok((framed, token)) => act.opened(generation, framed, token, ctx),
+                    Err(failure) => act.connect_failed(generation, failure, ctx),
+                }),
+        );
+    }
+
+    fn opened(
+        &mut self,
+        generation: u64,
+        framed: actix_codec::Framed<BoxedSocket, Codec>,
+        token: Option<crate::token::AccessToken>,
+        ctx: &mut Context<Self>,
+    ) {
+        if generation != self.generation {
+            return; // superseded while connecting
+        }
+        let (sink, socket) = framed.split();
+        let events = socket
+            .map(move |frame| SocketEvent::Frame(generation, frame))
+            .chain(stream::once(async move { SocketEvent::End(generation) }));
+        ctx.add_stream(events);
+        let mut sink = SinkWrite::new(sink, ctx);
+        if let Some(token) = token {
+            let hello = serde_json::json!({ "token": token.value.expose() }).to_string();
+            let _ = sink.write(ws::Message::Text(hello.into()));
+        }
+        self.sink = Some(sink);
+        self.reassembly.reset();
+        self.awaiting_first_frame = true;
+        self.liveness.opened(generation);
+        self.metrics.connection_up.set(1);
+        info!(self.log, "streaming socket connected"; "generation" => generation);
+    }
+
+    fn connect_failed(&mut self, generation: u64, failure: ConnectFailure, ctx: &mut Context<Self>) {
+        if generation != self.generation {
+            return;
+        }
+        match failure {
+            ConnectFailure::ChannelGone(status) => {
+                warn!(self.log, "streaming upgrade refused: the channel is gone"; "status" => status);
+                self.target = None;
+                let _ = self.links.channel_lost.try_send(ChannelLost {
+                    cause: ReconnectCause::ChannelGone,
+                });
+                self.lost(generation, ReconnectCause::ChannelGone, ctx);
+            }
+            ConnectFailure::Other(error) => {
+                warn!(self.log, "streaming connect failed"; "error" => error);
+                self.lost(generation, ReconnectCause::ConnectFailed, ctx);
+            }
+        }
+    }
+
+    /// The socket of `generation` is gone: count it and let the supervisor restart us.
+    fn lost(&mut self, generation: u64, cause: ReconnectCause, ctx: &mut Context<Self>) {
+        if generation != self.generation {
+            return;
+        }
+        self.metrics
+            .reconnects
+            .get_or_create(&CauseLabels { cause })
+            .inc();
+        self.close_socket();
+        self.generation += 1;
+        if self.target.is_some() {
+            warn!(self.log, "streaming socket lost; reconnecting"; "cause" => cause.as_str());
+        }
+        self.reconnect_pending = true;
+        ctx.stop();
+    }
+
+    fn close_socket(&mut self) {
+        if let Some(mut sink) = self.sink.take() {
+            let _ = sink.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+            sink.close();
+        }
+        self.liveness.closed(self.generation);
+        self.metrics.connection_up.set(0);
+    }
+
+    fn frame(&mut self, generation: u64, frame: Frame, ctx: &mut Context<Self>) {
+        self.liveness.frame_seen();
+        if self.awaiting_first_frame {
+            self.awaiting_first_frame = false;
+            self.backoff.reset();
+        }
+        match frame {
+            Frame::Text(bytes) => self.message(generation, FrameKind::Text, bytes, ctx),
+            Frame::Binary(bytes) => self.message(generation, FrameKind::Binary, bytes, ctx),
+            Frame::Continuation(item) => {
+                let fragment = match item {
+                    Item::FirstText(bytes) => Fragment::First(FrameKind::Text, bytes),
+                    Item::FirstBinary(bytes) => Fragment::First(FrameKind::Binary, bytes),
+                    Item::Continue(bytes) => Fragment::Continue(bytes),
+                    Item::Last(bytes) => Fragment::Last(bytes),
+                };
+                match self.reassembly.push(fragment) {
+                    Ok(Some((kind, bytes))) => self.message(generation, kind, bytes, ctx),
+                    Ok(None) => {}
+                    Err(error @ ReassemblyError::Oversized { .. }) => {
+                        self.bad_input.emit(
+                            &self.metrics,
+                            &self.log,
+                            MalformedReason::Oversized,
+                            &error.to_string(),
+                        );
+                        self.lost(generation, ReconnectCause::Error, ctx);
+                    }
+                    Err(error @ ReassemblyError::Orphan) => {
+                        self.bad_input.emit(
+                            &self.metrics,
+                            &self.log,
+                            MalformedReason::WrongType,
+                            &error.to_string(),
+                        );
+                    }
+                }
+            }
+            Frame::Ping(payload) => {
+                if let Some(sink) = self.sink.as_mut() {
+                    let _ = sink.write(ws::Message::Pong(payload));
+                }
+            }
+            Frame::Pong(_) => {
+                let _ = self.links.pong.try_send(PongReceived);
+            }
+            Frame::Close(reason) => {
+                debug!(self.log, "server closed the socket"; "reason" => ?reason);
+                if let Some(sink) = self.sink.as_mut() {
+                    let _ = sink.write(ws::Message::Close(reason));
+                }
+                self.lost(generation, ReconnectCause::Closed, ctx);
+            }
+        }
+    }
+
+    fn message(&mut self, generation: u64, kind: FrameKind, bytes: Bytes, ctx: &mut Context<Self>) {
+        self.metrics.frames_received.inc();
+        let dialect = self.target.as_ref().map(|t| t.dialect).unwrap_or_default();
+        let raw = match kind {
+            FrameKind::Text => RawFrame::Text(&bytes),
+            FrameKind::Binary => RawFrame::Binary(&bytes),
+        };
+        let decoded = match wire::decode(dialect, raw) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.bad_input
+                    .emit(&self.metrics, &self.log, error.reason, &error.detail);
+                return;
+            }
+        };
+        match decoded {
+            Decoded::Events(decoded) => {
+                for rejection in &decoded.rejected {
+                    self.bad_input
+                        .emit(&self.metrics, &self.log, rejection.reason, &rejection.detail);
+                }
+                if decoded.events.is_empty() {
+                    return;
+                }
+                self.metrics.events_received.inc_by(decoded.events.len() as u64);
+                if let Err(dropped) = self.links.timeline.send(ParticipantEvents(decoded.events)) {
+                    self.links
+                        .gaps
+                        .mark_all(dropped.message.0.iter().map(|e| e.conversation.as_str()));
+                    self.bad_input
+                        .dropped(&self.log, self.links.timeline.stage(), dropped.reason);
+                }
+            }
+            Decoded::Pong => {
+                let _ = self.links.pong.try_send(PongReceived);
+            }
+            Decoded::Heartbeat | Decoded::Ignored => {}
+            Decoded::Subscribed => info!(self.log, "subscription confirmed on the socket"),
+            Decoded::Connected => {
+                let filter = self.target.as_ref().and_then(|t| t.filter.clone());
+                if let (Some(filter), Some(sink)) = (filter, self.sink.as_mut()) {
+                    let _ = sink.write(ws::Message::Text(filter.to_string().into()));
+                }
+            }
+            Decoded::SocketClosing => {
+                info!(self.log, "server announced socket_closing");
+                let _ = self.links.channel_closing.try_send(ChannelClosing);
+            }
+            Decoded::ChannelGone => {
+                warn!(self.log, "the server says the channel is gone");
+                self.target = None;
+                let _ = self.links.channel_lost.try_send(ChannelLost {
+                    cause: ReconnectCause::ChannelGone,
+                });
+                self.lost(generation, ReconnectCause::ChannelGone, ctx);
+            }
+            Decoded::StreamError(message) => {
+                warn!(self.log, "analytics stream refused us"; "message" => message);
+                self.target = None;
+                let _ = self.links.channel_lost.try_send(ChannelLost {
+                    cause: ReconnectCause::ChannelGone,
+                });
+                self.lost(generation, ReconnectCause::ChannelGone, ctx);
+            }
+        }
+    }
+}
+
+enum ConnectFailure {
+    /// 401/403/404 on the upgrade: the channel (or its token) is gone.
+    ChannelGone(u16),
+    Other(String),
+}
+
+impl From<WsClientError> for ConnectFailure {
+    fn from(error: WsClientError) -> Self {
+        match error {
+            WsClientError::InvalidResponseStatus(status) if matches!(status.as_u16(), 401 | 403 | 404) => {
+                ConnectFailure::ChannelGone(status.as_u16())
+            }
+            other => ConnectFailure::Other(other.to_string()),
+        }
+    }
+}
+
+impl Actor for ConnectionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.target.is_none() {
+            return;
+        }
+        if self.reconnect_pending {
+            self.reconnect_pending = false;
+            let delay = self.backoff.next_delay(&mut rand::rng());
+            debug!(self.log, "reconnecting after backoff"; "delay_ms" => delay.as_millis() as u64);
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        } else {
+            self.connect(ctx);
+        }
+    }
+}
+
+impl Supervised for ConnectionActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.sink = None;
+        self.reassembly.reset();
+    }
+}
+
+impl WriteHandler<WsProtocolError> for ConnectionActor {
+    fn error(&mut self, error: WsProtocolError, _: &mut Context<Self>) -> Running {
+        warn!(self.log, "socket write failed"; "error" => %error);
+        Running::Continue
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl StreamHandler<SocketEvent> for ConnectionActor {
+    fn handle(&mut self, event: SocketEvent, ctx: &mut Context<Self>) {
+        match event {
+            SocketEvent::Frame(generation, _) | SocketEvent::End(generation)
+                if generation != self.generation => {}
+            SocketEvent::Frame(generation, Ok(frame)) => self.frame(generation, frame, ctx),
+            SocketEvent::Frame(generation, Err(error)) => {
+                let reason = match error {
+                    WsProtocolError::Overflow => MalformedReason::Oversized,
+                    _ => MalformedReason::WrongType,
+                };
+                self.bad_input
+                    .emit(&self.metrics, &self.log, reason, &error.to_string());
+                self.lost(generation, ReconnectCause::Error, ctx);
+            }
+            SocketEvent::End(generation) => self.lost(generation, ReconnectCause::Closed, ctx),
+        }
+    }
+
+    // Each socket ends with its own `End` item; the default would stop the actor.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Connect> for ConnectionActor {
+    type Result = ();
+
+    fn handle(&mut self, Connect(target): Connect, ctx: &mut Context<Self>) {
+        self.target = Some(target);
+        self.connect(ctx);
+    }
+}
+
+impl Handler<SendPing> for ConnectionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SendPing, _: &mut Context<Self>) {
+        let dialect = self.target.as_ref().map(|t| t.dialect);
+        if let Some(sink) = self.sink.as_mut() {
+            let ping = match dialect {
+                Some(Dialect::AnalyticsStream) => ws::Message::Ping(Bytes::from_static(b"timelined")),
+                _ => ws::Message::Text(r#"{"message":"ping"}"#.into()),
+            };
+            let _ = sink.write(ping);
+        }
+    }
+}
+
+impl Handler<Stale> for ConnectionActor {
+    type Result = ();
+
+    fn handle(&mut self, Stale { generation }: Stale, ctx: &mut Context<Self>) {
+        if generation == self.generation && self.sink.is_some() {
+            warn!(self.log, "streaming socket is stale"; "silent_for_ms" => self.liveness.since_last_frame().as_millis() as u64);
+            self.lost(generation, ReconnectCause::Stale, ctx);
+        }
+    }
+}
+
+impl Handler<Shutdown> for ConnectionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        self.target = None;
+        self.close_socket();
+        self.generation += 1;
+        info!(self.log, "streaming socket closed for shutdown");
+    }
+}

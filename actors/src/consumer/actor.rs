@@ -1,0 +1,79 @@
+//! ConsumerActor: one per output, each with its own bounded mailbox, so a slow sink fills
+//! its own mailbox (and counts its own drops) without holding up the others.
+
+use super::Output;
+use crate::mailbox::{Inbox, Weighted};
+use crate::record::TimelineRecord;
+use crate::timeline::{CloseReason, TimelineUpdate};
+use actix::prelude::*;
+use slog::{error, Logger};
+use std::sync::Arc;
+
+#[derive(Clone, Message)]
+#[rtype(result = "()")]
+pub enum Publication {
+    Update(Arc<TimelineUpdate>),
+    Closed(Arc<TimelineRecord>, CloseReason),
+}
+
+impl Weighted for Publication {}
+
+/// Flush buffered output; answers when done (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+pub struct ConsumerActor {
+    output: Box<dyn Output>,
+    inbox: Inbox,
+    failing: bool,
+    log: Logger,
+}
+
+impl ConsumerActor {
+    pub fn new(output: Box<dyn Output>, inbox: Inbox, log: Logger) -> Self {
+        ConsumerActor {
+            output,
+            inbox,
+            failing: false,
+            log,
+        }
+    }
+
+    fn result(&mut self, result: std::io::Result<()>) {
+        match result {
+            Ok(()) => self.failing = false,
+            Err(e) if !self.failing => {
+                self.failing = true;
+                error!(self.log, "output write failed"; "error" => %e);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl Actor for ConsumerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Publication> for ConsumerActor {
+    type Result = ();
+
+    fn handle(&mut self, publication: Publication, _: &mut Context<Self>) {
+        self.inbox.taken();
+        let result = match &publication {
+            Publication::Update(update) => self.output.update(update),
+            Publication::Closed(record, reason) => self.output.closed(record, *reason),
+        };
+        self.result(result);
+    }
+}
+
+impl Handler<Flush> for ConsumerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        let result = self.output.flush();
+        self.result(result);
+    }
+}

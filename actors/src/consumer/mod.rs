@@ -1,0 +1,179 @@
+//! Outputs (DESIGN.md "Outputs"): the log for supervisors and the JSONL sink of closed
+//! timelines. Each is a plain [`Output`]; the [`actor`] gives each its own mailbox.
+
+pub mod actor;
+
+use crate::record::{format_millis, EntryAction, TimelineRecord};
+use crate::timeline::{CloseReason, TimelineUpdate};
+use slog::{info, Logger};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+pub trait Output {
+    fn update(&mut self, update: &TimelineUpdate) -> io::Result<()>;
+    fn closed(&mut self, record: &TimelineRecord, reason: CloseReason) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// One line per join/leave, one `timeline closed` line per closed conversation.
+pub struct LogOutput {
+    log: Logger,
+}
+
+impl LogOutput {
+    pub fn new(log: Logger) -> Self {
+        LogOutput { log }
+    }
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Ended => "ended",
+            CloseReason::Idle => "idle",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Duration of a closed timeline in seconds (first join to last leave), if it has both.
+pub fn duration_seconds(record: &TimelineRecord) -> Option<f64> {
+    match (record.started_at, record.ended_at) {
+        (Some(start), Some(end)) => Some((end - start).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    }
+}
+
+impl Output for LogOutput {
+    fn update(&mut self, update: &TimelineUpdate) -> io::Result<()> {
+        let entry = &update.entry;
+        let purpose = entry.purpose.as_deref().unwrap_or("unknown");
+        let at = format_millis(&entry.at);
+        let kv = slog::o!(
+            "conversation" => update.conversation_id.clone(),
+            "participant" => entry.participant_id.clone(),
+            "purpose" => purpose.to_owned(),
+            "at" => at,
+            "late" => update.late,
+        );
+        match entry.action {
+            EntryAction::Joined => info!(self.log.new(kv), "participant joined"),
+            EntryAction::Left => info!(self.log.new(kv), "participant left"),
+        }
+        Ok(())
+    }
+
+    fn closed(&mut self, record: &TimelineRecord, reason: CloseReason) -> io::Result<()> {
+        info!(self.log, "timeline closed";
+            "conversation" => &record.conversation_id,
+            "duration_s" => duration_seconds(record),
+            "participants" => record.participants.len(),
+            "media" => record.media_types.join(","),
+            "complete" => record.complete,
+            "gaps" => record.gaps,
+            "healed" => record.healed,
+            "reason" => reason.as_str(),
+        );
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Closed timelines, one JSON object per line, in the order they closed.
+pub struct JsonlOutput {
+    writer: BufWriter<File>,
+}
+
+impl JsonlOutput {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(JsonlOutput {
+            writer: BufWriter::new(file),
+        })
+    }
+}
+
+impl Output for JsonlOutput {
+    fn update(&mut self, _: &TimelineUpdate) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn closed(&mut self, record: &TimelineRecord, _: CloseReason) -> io::Result<()> {
+        serde_json::to_writer(&mut self.writer, record)?;
+        self.writer.write_all(b"\n")?;
+        // A closed timeline is the product: it is on disk before the next one is taken.
+        self.writer.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EntryRecord, ParticipantRecord};
+    use chrono::DateTime;
+
+    fn record() -> TimelineRecord {
+        let at = |ms: i64| DateTime::from_timestamp_millis(1_767_258_000_000 + ms).unwrap();
+        TimelineRecord {
+            conversation_id: "c1".into(),
+            media_types: vec!["voice".into()],
+            started_at: Some(at(0)),
+            ended_at: Some(at(61_500)),
+            complete: true,
+            gaps: 0,
+            healed: false,
+            participants: vec![ParticipantRecord {
+                participant_id: "p1".into(),
+                purpose: Some("customer".into()),
+                user_id: None,
+                queue_id: None,
+                joined_at: Some(at(0)),
+                left_at: Some(at(61_500)),
+                disconnect_type: Some("peer".into()),
+            }],
+            entries: vec![
+                EntryRecord {
+                    at: at(0),
+                    action: EntryAction::Joined,
+                    participant_id: "p1".into(),
+                    purpose: None,
+                },
+                EntryRecord {
+                    at: at(61_500),
+                    action: EntryAction::Left,
+                    participant_id: "p1".into(),
+                    purpose: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn jsonl_writes_one_parseable_line_per_closed_timeline() {
+        let dir = std::env::temp_dir().join(format!("timelined-jsonl-{}", std::process::id()));
+        let path = dir.join("out.jsonl");
+        let mut sink = JsonlOutput::open(&path).unwrap();
+        sink.closed(&record(), CloseReason::Ended).unwrap();
+        sink.closed(&record(), CloseReason::Ended).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<TimelineRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines, vec![record(), record()]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn duration_is_first_join_to_last_leave() {
+        assert_eq!(duration_seconds(&record()), Some(61.5));
+    }
+}
