@@ -1,6 +1,6 @@
 //! The one bounded-send rule of every data hop (PITFALLS.md "actix"): actix counts
-//! capacity per sender, so the real bound lives here — an atomic depth (the
-//! `mailbox_depth{actor}` gauge itself) checked before `try_send`. Capacity N accepts
+//! capacity per sender, so the real bound lives here — an atomic depth (mirrored in the
+//! `mailbox_depth{actor}` gauge) checked before `try_send`. Capacity N accepts
 //! exactly N; every further message is dropped and counted in
 //! `events_dropped_total{stage,reason}`, and handed back so the caller can mark the gap.
 
@@ -21,7 +21,10 @@ pub trait Weighted {
 pub struct Inbox {
     stage: Stage,
     capacity: usize,
+    /// This mailbox's own depth: the bound is checked against it.
     depth: Gauge,
+    /// `mailbox_depth{actor}`, shared by every mailbox of the same stage.
+    exported: Gauge,
 }
 
 impl Inbox {
@@ -29,8 +32,15 @@ impl Inbox {
         Inbox {
             stage,
             capacity,
-            depth: metrics.depth_gauge(stage),
+            depth: Gauge::default(),
+            exported: metrics.depth_gauge(stage),
         }
+    }
+
+    /// Count one more queued message; returns how many were queued before it.
+    fn queued(&self) -> i64 {
+        self.exported.inc();
+        self.depth.inc()
     }
 
     /// The actix mailbox capacity to set in the actor's constructor closure: at least ours,
@@ -40,6 +50,7 @@ impl Inbox {
     }
 
     pub fn taken(&self) {
+        self.exported.dec();
         self.depth.dec();
     }
 
@@ -80,19 +91,18 @@ where
     }
 
     pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
-        let queued = self.inbox.depth.inc();
-        if queued >= self.inbox.capacity as i64 {
-            self.inbox.depth.dec();
+        if self.inbox.queued() >= self.inbox.capacity as i64 {
+            self.inbox.taken();
             return Err(self.drop(message, DropReason::MailboxFull));
         }
         match self.recipient.try_send(message) {
             Ok(()) => Ok(()),
             Err(SendError::Full(message)) => {
-                self.inbox.depth.dec();
+                self.inbox.taken();
                 Err(self.drop(message, DropReason::MailboxFull))
             }
             Err(SendError::Closed(message)) => {
-                self.inbox.depth.dec();
+                self.inbox.taken();
                 Err(self.drop(message, DropReason::ReceiverGone))
             }
         }

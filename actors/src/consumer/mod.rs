@@ -45,35 +45,38 @@ pub fn duration_seconds(record: &TimelineRecord) -> Option<f64> {
     }
 }
 
+// slog hands key-values to the formatter last-first: they are listed here in reverse so
+// that a line reads conversation, participant, purpose, time.
 impl Output for LogOutput {
     fn update(&mut self, update: &TimelineUpdate) -> io::Result<()> {
         let entry = &update.entry;
         let purpose = entry.purpose.as_deref().unwrap_or("unknown");
         let at = format_millis(&entry.at);
-        let kv = slog::o!(
-            "conversation" => update.conversation_id.clone(),
-            "participant" => entry.participant_id.clone(),
-            "purpose" => purpose.to_owned(),
-            "at" => at,
+        let message = match entry.action {
+            EntryAction::Joined => "participant joined",
+            EntryAction::Left => "participant left",
+        };
+        info!(self.log, "{}", message;
             "late" => update.late,
+            "at" => at,
+            "purpose" => purpose,
+            "participant" => &entry.participant_id,
+            "conversation" => &update.conversation_id,
         );
-        match entry.action {
-            EntryAction::Joined => info!(self.log.new(kv), "participant joined"),
-            EntryAction::Left => info!(self.log.new(kv), "participant left"),
-        }
         Ok(())
     }
 
     fn closed(&mut self, record: &TimelineRecord, reason: CloseReason) -> io::Result<()> {
+        let duration = duration_seconds(record).map_or_else(|| "unknown".to_owned(), |s| format!("{s:.3}s"));
         info!(self.log, "timeline closed";
-            "conversation" => &record.conversation_id,
-            "duration_s" => duration_seconds(record),
-            "participants" => record.participants.len(),
-            "media" => record.media_types.join(","),
-            "complete" => record.complete,
-            "gaps" => record.gaps,
-            "healed" => record.healed,
             "reason" => reason.as_str(),
+            "healed" => record.healed,
+            "gaps" => record.gaps,
+            "complete" => record.complete,
+            "media" => record.media_types.join(","),
+            "participants" => record.participants.len(),
+            "duration" => duration,
+            "conversation" => &record.conversation_id,
         );
         Ok(())
     }

@@ -1,0 +1,111 @@
+//! What each subcommand does once its arguments are parsed: the process-level glue
+//! (runtime, logging, signals) around the library's daemon, simulator and replay.
+
+use crate::daemon::{timeline_rules, Daemon};
+use crate::settings::{LogFormat, LogLevel, Settings, SinkSettings};
+use crate::sim::{self, SimConfig};
+use crate::telemetry;
+use slog::info;
+use std::process::ExitCode;
+use std::time::Duration;
+use timelined_actors::secret::Secret;
+use timelined_actors::wire::Dialect;
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let (log, _guard) = telemetry::logger(settings.log.format, settings.log.level);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let daemon = Daemon::start(&settings, log.clone())?;
+        termination().await;
+        info!(log, "termination signal received");
+        daemon.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings the demo runs the daemon with: everything pointed at the simulator.
+pub fn demo_settings(sim_base: &str, queues: &[String], dialect: Dialect) -> Settings {
+    let mut settings = Settings::default();
+    settings.genesys.client_id = "timelined-demo".into();
+    settings.genesys.client_secret = Some(Secret::new("demo-secret"));
+    settings.genesys.api_base = Some(sim_base.to_owned());
+    settings.genesys.login_base = Some(sim_base.to_owned());
+    settings.genesys.dialect = dialect;
+    settings.subscription.queues = queues.to_vec();
+    settings.log.metrics_interval = Duration::from_secs(10);
+    settings
+}
+
+pub fn demo(duration: Option<Duration>, rate: u32, seed: u64, dialect: Dialect) -> anyhow::Result<ExitCode> {
+    let (log, _guard) = telemetry::logger(LogFormat::Text, LogLevel::Info);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let config = SimConfig { seed, rate, reorder: true, duplicates: true, ..SimConfig::default() };
+        let queues = config.queues.clone();
+        let simulator = sim::start(config).await?;
+        info!(log, "simulator listening"; "url" => simulator.base_url());
+        let settings = demo_settings(&simulator.base_url(), &queues, dialect);
+        let daemon = Daemon::start(&settings, log.clone())?;
+        match duration {
+            Some(duration) => {
+                tokio::select! {
+                    _ = actix_rt::time::sleep(duration) => {}
+                    _ = termination() => {}
+                }
+            }
+            None => termination().await,
+        }
+        daemon.shutdown().await;
+        simulator.stop().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn simulate(config: SimConfig) -> anyhow::Result<ExitCode> {
+    let (log, _guard) = telemetry::logger(LogFormat::Text, LogLevel::Info);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let simulator = sim::start(config).await?;
+        info!(log, "simulator listening"; "url" => simulator.base_url());
+        termination().await;
+        info!(log, "simulator stopping"; "frames_sent" => simulator.frames_sent());
+        simulator.stop().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(input: impl std::io::BufRead, dialect: Dialect) -> anyhow::Result<ExitCode> {
+    let rules = timeline_rules(&Settings::default());
+    let report = crate::replay::replay(input, dialect, rules)?;
+    for (line, reason, detail) in &report.bad_lines {
+        eprintln!("line {line}: {} ({detail})", reason.as_str());
+    }
+    eprintln!(
+        "replayed {} frames: {} timelines, {} bad lines",
+        report.frames,
+        report.timelines.len(),
+        report.bad_lines.len()
+    );
+    println!("{}", serde_json::to_string_pretty(&report.timelines)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSONL sink at `path`, for tests and the demo.
+pub fn jsonl_sink(path: std::path::PathBuf) -> SinkSettings {
+    SinkSettings { kind: crate::settings::SinkKind::Jsonl, path }
+}

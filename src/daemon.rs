@@ -1,0 +1,215 @@
+//! Builds the actor system from settings and takes it down in order. The wiring is the
+//! table in DESIGN.md "Actors and messages": every data hop goes through a [`Mailbox`]
+//! (one long-lived sender per downstream); control messages are plain actix sends.
+
+use crate::settings::{Settings, SinkKind};
+use actix::prelude::*;
+use dashmap::DashMap;
+use slog::{info, o, Logger};
+use std::sync::Arc;
+use timelined_actors::connection::actor::{ConnectionActor, ConnectionConfig, ConnectionLinks, Shutdown};
+use timelined_actors::connection::Liveness;
+use timelined_actors::consumer::actor::{ConsumerActor, Flush, Publication};
+use timelined_actors::consumer::{JsonlOutput, LogOutput, Output};
+use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
+use timelined_actors::mailbox::{Inbox, Mailbox};
+use timelined_actors::metrics::{Metrics, Stage};
+use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
+use timelined_actors::subscription::Interest;
+use timelined_actors::timeline::actor::{CloseAll, TimelineActor};
+use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
+use timelined_actors::token::actor::{TokenActor, TokenConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("sinks[{index}].path: cannot open {path}: {source}")]
+    Sink { index: usize, path: String, source: std::io::Error },
+    #[error("genesys.client_secret: not set")]
+    NoSecret,
+}
+
+/// A running pipeline.
+pub struct Daemon {
+    pub metrics: Arc<Metrics>,
+    /// Every open timeline, read-only for the HTTP side.
+    pub timelines: Arc<DashMap<String, Timeline>>,
+    pub liveness: Arc<Liveness>,
+    connection: Addr<ConnectionActor>,
+    timeline: Addr<TimelineActor>,
+    consumers: Vec<Addr<ConsumerActor>>,
+    metrics_line: actix_rt::task::JoinHandle<()>,
+    log: Logger,
+}
+
+
+/// The closing rules the settings describe (replay uses the same).
+pub fn timeline_rules(settings: &Settings) -> TimelineRules {
+    let pipeline = &settings.pipeline;
+    TimelineRules {
+        reorder_window: pipeline.reorder_window,
+        close_after: pipeline.close_after,
+        idle_timeout: pipeline.idle_timeout,
+        tombstone_ttl: pipeline.tombstone_ttl,
+    }
+}
+
+
+fn start_consumer(output: Box<dyn Output>, inbox: Inbox, log: &Logger) -> Addr<ConsumerActor> {
+    let log = log.clone();
+    ConsumerActor::create(move |ctx| {
+        ctx.set_mailbox_capacity(inbox.capacity());
+        ConsumerActor::new(output, inbox, log)
+    })
+}
+
+impl Daemon {
+    /// Start every actor. Must run inside an actix `System`.
+    pub fn start(settings: &Settings, log: Logger) -> Result<Daemon, DaemonError> {
+        let metrics = Arc::new(Metrics::new());
+        let timelines = Arc::new(DashMap::new());
+        let liveness = Arc::new(Liveness::default());
+        let gaps = Arc::new(GapLedger::default());
+        let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
+
+        let mut consumers = Vec::new();
+        let mut publications = Vec::new();
+        let consumer_capacity = settings.pipeline.consumer_mailbox;
+        let mut outputs: Vec<(Stage, Box<dyn Output>)> = vec![(Stage::Log, Box::new(LogOutput::new(log.clone())))];
+        for (index, sink) in settings.sinks.iter().enumerate() {
+            match sink.kind {
+                SinkKind::Jsonl => {
+                    let output = JsonlOutput::open(&sink.path).map_err(|source| DaemonError::Sink {
+                        index,
+                        path: sink.path.display().to_string(),
+                        source,
+                    })?;
+                    outputs.push((Stage::Sink, Box::new(output)));
+                }
+            }
+        }
+        for (stage, output) in outputs {
+            let inbox = Inbox::new(stage, consumer_capacity, &metrics);
+            let consumer = start_consumer(output, inbox.clone(), &log);
+            publications.push(Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone()));
+            consumers.push(consumer);
+        }
+
+        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
+        let timeline = {
+            let book = TimelineBook::new(timeline_rules(settings), timelines.clone());
+            let (inbox, gaps, metrics, log) = (timeline_inbox.clone(), gaps.clone(), metrics.clone(), log.clone());
+            let tick = settings.pipeline.tick;
+            TimelineActor::create(move |ctx| {
+                ctx.set_mailbox_capacity(inbox.capacity());
+                TimelineActor::new(book, inbox, publications, gaps, tick, metrics, log)
+            })
+        };
+
+        let tokens = TokenActor::new(
+            TokenConfig {
+                login_base: settings.genesys.login_base(),
+                client_id: settings.genesys.client_id.clone(),
+                client_secret: secret,
+                refresh_margin: settings.genesys.token_refresh_margin,
+                request_timeout: settings.genesys.request_timeout,
+            },
+            metrics.clone(),
+            log.new(o!("actor" => "token")),
+        )
+        .start();
+
+        // Heartbeat and subscription need the connection's address and it needs theirs:
+        // their contexts exist first, the actors run once the connection has started.
+        let heartbeat_context = Context::<HeartbeatActor>::new();
+        let subscription_context = Context::<SubscriptionActor>::new();
+        let links = ConnectionLinks {
+            timeline: Mailbox::new(timeline.clone().recipient(), timeline_inbox, metrics.clone()),
+            gaps,
+            pong: heartbeat_context.address().recipient(),
+            channel_lost: subscription_context.address().recipient(),
+            channel_closing: subscription_context.address().recipient(),
+            tokens: tokens.clone(),
+        };
+        let connection_config = ConnectionConfig {
+            max_frame_bytes: settings.pipeline.max_frame_bytes,
+            connect_timeout: settings.reconnect.connect_timeout,
+            backoff_initial: settings.reconnect.initial_backoff,
+            backoff_max: settings.reconnect.max_backoff,
+        };
+        let connection = {
+            let (liveness, metrics, log) = (liveness.clone(), metrics.clone(), log.new(o!("actor" => "connection")));
+            Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
+        };
+        heartbeat_context.run(HeartbeatActor::new(
+            HeartbeatConfig {
+                ping_interval: settings.heartbeat.ping_interval,
+                stale_timeout: settings.heartbeat.stale_timeout,
+            },
+            liveness.clone(),
+            connection.clone().recipient(),
+            connection.clone().recipient(),
+            metrics.clone(),
+        ));
+        let subscription = &settings.subscription;
+        subscription_context.run(SubscriptionActor::new(
+            SubscriptionConfig {
+                api_base: settings.genesys.api_base(),
+                dialect: settings.genesys.dialect,
+                interest: Interest {
+                    queues: subscription.queues.clone(),
+                    users: subscription.users.clone(),
+                    conversations: subscription.conversations.clone(),
+                    media: subscription.media.clone(),
+                },
+                request_timeout: settings.genesys.request_timeout,
+                backoff_initial: settings.reconnect.initial_backoff,
+                backoff_max: settings.reconnect.max_backoff,
+            },
+            tokens,
+            connection.clone().recipient(),
+            log.new(o!("actor" => "subscription")),
+        ));
+
+        let metrics_line = actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
+        info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base());
+        Ok(Daemon { metrics, timelines, liveness, connection, timeline, consumers, metrics_line, log })
+    }
+
+    /// Stop reading, publish and close what is open, flush every output.
+    pub async fn shutdown(self) {
+        info!(self.log, "shutting down");
+        let _ = self.connection.send(Shutdown).await;
+        let _ = self.timeline.send(CloseAll).await;
+        for consumer in &self.consumers {
+            let _ = consumer.send(Flush).await;
+        }
+        self.metrics_line.abort();
+        log_metrics(&self.metrics, &self.log);
+        info!(self.log, "timelined stopped");
+    }
+}
+
+async fn metrics_line(metrics: Arc<Metrics>, every: std::time::Duration, log: Logger) {
+    let mut interval = actix_rt::time::interval(every);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        log_metrics(&metrics, &log);
+    }
+}
+
+/// The one-line summary supervisors and on-call read.
+fn log_metrics(metrics: &Metrics, log: &Logger) {
+    // Listed last-first: slog hands key-values to the formatter in reverse.
+    info!(log, "metrics";
+        "closed_incomplete" => metrics.closed(false),
+        "closed_complete" => metrics.closed(true),
+        "open_conversations" => metrics.open_conversations.get(),
+        "rtt_ms" => (metrics.heartbeat_rtt_seconds.get() * 1000.0).round(),
+        "reconnects" => metrics.reconnects_total(),
+        "duplicates" => metrics.duplicate_events.get(),
+        "events_dropped" => metrics.dropped_total(),
+        "events_received" => metrics.events_received.get(),
+        "frames_received" => metrics.frames_received.get(),
+    );
+}

@@ -1,0 +1,10 @@
+//! timelined: rebuilds Genesys Cloud conversation join/leave timelines from the live
+//! notification stream. This crate is the binary's library: settings, logging, wiring
+//! of the actors (from `timelined-actors`), replay, and the embedded simulator.
+
+pub mod cli;
+pub mod daemon;
+pub mod replay;
+pub mod settings;
+pub mod sim;
+pub mod telemetry;

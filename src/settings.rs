@@ -1,0 +1,480 @@
+//! Typed settings (DESIGN.md "Settings"): serde defaults, then the TOML file, then
+//! `TIMELINED__SECTION__KEY` environment overrides, through the `config` crate. Unknown
+//! keys are errors; every error names the key (and the file). The client secret comes
+//! only from `$CREDENTIALS_DIRECTORY/client_secret`, `genesys.client_secret_file` or
+//! `TIMELINED__GENESYS__CLIENT_SECRET`, and is never printed.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use timelined_actors::secret::Secret;
+use timelined_actors::wire::Dialect;
+
+/// Region domains GENESYS.md lists; another needs explicit `api_base` and `login_base`.
+pub const REGIONS: &[&str] = &[
+    "mypurecloud.com",
+    "usw2.pure.cloud",
+    "use2.us-gov-pure.cloud",
+    "cac1.pure.cloud",
+    "mypurecloud.ie",
+    "euw2.pure.cloud",
+    "mypurecloud.de",
+    "euc2.pure.cloud",
+    "aps1.pure.cloud",
+    "mypurecloud.jp",
+    "apne2.pure.cloud",
+    "apne3.pure.cloud",
+    "apse1.pure.cloud",
+    "mypurecloud.com.au",
+    "sae1.pure.cloud",
+    "mec1.pure.cloud",
+    "mxc1.pure.cloud",
+];
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub genesys: GenesysSettings,
+    pub subscription: SubscriptionSettings,
+    pub pipeline: PipelineSettings,
+    pub heartbeat: HeartbeatSettings,
+    pub reconnect: ReconnectSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub sinks: Vec<SinkSettings>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenesysSettings {
+    pub region: String,
+    pub dialect: Dialect,
+    pub client_id: String,
+    /// Only from the environment (`TIMELINED__GENESYS__CLIENT_SECRET`) or a file; a TOML
+    /// value is refused.
+    #[serde(serialize_with = "redacted")]
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    pub api_base: Option<String>,
+    pub login_base: Option<String>,
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Refresh the access token this long before it expires.
+    #[serde(with = "duration")]
+    pub token_refresh_margin: Duration,
+}
+
+impl Default for GenesysSettings {
+    fn default() -> Self {
+        GenesysSettings {
+            region: "mypurecloud.com".into(),
+            dialect: Dialect::Notifications,
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            api_base: None,
+            login_base: None,
+            request_timeout: Duration::from_secs(10),
+            token_refresh_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+impl GenesysSettings {
+    pub fn api_base(&self) -> String {
+        self.api_base.clone().unwrap_or_else(|| format!("https://api.{}", self.region))
+    }
+
+    pub fn login_base(&self) -> String {
+        self.login_base.clone().unwrap_or_else(|| format!("https://login.{}", self.region))
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionSettings {
+    pub queues: Vec<String>,
+    pub users: Vec<String>,
+    pub conversations: Vec<String>,
+    pub media: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Mailbox of the TimelineActor (frames' events waiting to be applied).
+    pub timeline_mailbox: usize,
+    /// Mailbox of each ConsumerActor (published joins/leaves and closed timelines).
+    pub consumer_mailbox: usize,
+    #[serde(with = "duration")]
+    pub reorder_window: Duration,
+    #[serde(with = "duration")]
+    pub close_after: Duration,
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    #[serde(with = "duration")]
+    pub tombstone_ttl: Duration,
+    /// How often the TimelineActor publishes what the reorder window releases.
+    #[serde(with = "duration")]
+    pub tick: Duration,
+    pub max_frame_bytes: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            timeline_mailbox: 4096,
+            consumer_mailbox: 8192,
+            reorder_window: Duration::from_millis(200),
+            close_after: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(4 * 3600),
+            tombstone_ttl: Duration::from_secs(3600),
+            tick: Duration::from_millis(20),
+            max_frame_bytes: 8 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatSettings {
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// No frame at all (data, heartbeat, pong) for this long → reconnect.
+    #[serde(with = "duration")]
+    pub stale_timeout: Duration,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        HeartbeatSettings { ping_interval: Duration::from_secs(15), stale_timeout: Duration::from_secs(45) }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectSettings {
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for ReconnectSettings {
+    fn default() -> Self {
+        ReconnectSettings {
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub listen: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: LogLevel,
+    /// One metrics summary line this often.
+    #[serde(with = "duration")]
+    pub metrics_interval: Duration,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::Text, level: LogLevel::Info, metrics_interval: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Jsonl,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    pub kind: SinkKind,
+    pub path: PathBuf,
+}
+
+/// A settings error: what is wrong, with the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{file}: {source}")]
+    Load { file: String, source: config::ConfigError },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("{key}: cannot read {path}: {source}")]
+    SecretFile { key: String, path: String, source: std::io::Error },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { key: key.into(), message: message.into() }
+}
+
+const ENV_PREFIX: &str = "TIMELINED";
+const LIST_KEYS: &[&str] =
+    &["subscription.queues", "subscription.users", "subscription.conversations", "subscription.media"];
+
+impl Settings {
+    /// Load from a TOML file and the process environment, resolve the secret, validate.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let file = path.display().to_string();
+        let load_error = |source| SettingsError::Load { file: file.clone(), source };
+        let file_only = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .build()
+            .map_err(load_error)?;
+        if file_only.get::<config::Value>("genesys.client_secret").is_ok() {
+            return Err(invalid(
+                "genesys.client_secret",
+                "a secret must not be written in the config file; use systemd LoadCredential=client_secret:…, \
+                 genesys.client_secret_file, or TIMELINED__GENESYS__CLIENT_SECRET",
+            ));
+        }
+        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let settings: Settings = config::Config::builder()
+            .add_source(file_only)
+            .add_source(environment)
+            .build()
+            .map_err(load_error)?
+            .try_deserialize()
+            .map_err(load_error)?;
+        settings.resolved(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from))
+    }
+
+    /// Fill the secret from its sources (systemd credential first) and validate.
+    pub fn resolved(mut self, credentials_directory: Option<PathBuf>) -> Result<Settings, SettingsError> {
+        let from_credentials = credentials_directory.map(|dir| dir.join("client_secret")).filter(|p| p.exists());
+        let secret_file = from_credentials.or_else(|| self.genesys.client_secret_file.clone());
+        if let Some(path) = secret_file {
+            let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::SecretFile {
+                key: "genesys.client_secret_file".into(),
+                path: path.display().to_string(),
+                source,
+            })?;
+            self.genesys.client_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let genesys = &self.genesys;
+        if genesys.client_id.trim().is_empty() {
+            return Err(invalid("genesys.client_id", "must be set (the OAuth client-credentials client id)"));
+        }
+        if genesys.client_secret.as_ref().is_none_or(Secret::is_empty) {
+            return Err(invalid(
+                "genesys.client_secret",
+                "no client secret: provide $CREDENTIALS_DIRECTORY/client_secret (systemd LoadCredential), \
+                 genesys.client_secret_file, or TIMELINED__GENESYS__CLIENT_SECRET",
+            ));
+        }
+        let overridden = genesys.api_base.is_some() && genesys.login_base.is_some();
+        if !overridden && !REGIONS.contains(&genesys.region.as_str()) {
+            return Err(invalid(
+                "genesys.region",
+                format!("unknown region {:?}; one of {} (or set api_base and login_base)", genesys.region, REGIONS.join(", ")),
+            ));
+        }
+        for (key, base) in [("genesys.api_base", &genesys.api_base), ("genesys.login_base", &genesys.login_base)] {
+            if let Some(base) = base {
+                if !(base.starts_with("http://") || base.starts_with("https://")) {
+                    return Err(invalid(key, format!("{base:?} is not an http(s) URL")));
+                }
+            }
+        }
+        let subscription = &self.subscription;
+        if genesys.dialect == Dialect::Notifications
+            && subscription.queues.is_empty()
+            && subscription.users.is_empty()
+            && subscription.conversations.is_empty()
+        {
+            return Err(invalid(
+                "subscription.queues",
+                "nothing to subscribe to: list queue ids (or subscription.users / subscription.conversations)",
+            ));
+        }
+        let topics = subscription.queues.len().max(1) * subscription.media.len().max(1)
+            + subscription.users.len() * subscription.media.len().max(1)
+            + subscription.conversations.len() * 8;
+        if topics > 1000 {
+            return Err(invalid("subscription", format!("{topics} topics; Genesys allows at most 1000 per channel")));
+        }
+        let pipeline = &self.pipeline;
+        for (key, value) in [
+            ("pipeline.timeline_mailbox", pipeline.timeline_mailbox),
+            ("pipeline.consumer_mailbox", pipeline.consumer_mailbox),
+            ("pipeline.max_frame_bytes", pipeline.max_frame_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, value) in [
+            ("pipeline.tick", pipeline.tick),
+            ("pipeline.close_after", pipeline.close_after),
+            ("pipeline.idle_timeout", pipeline.idle_timeout),
+            ("heartbeat.ping_interval", self.heartbeat.ping_interval),
+            ("heartbeat.stale_timeout", self.heartbeat.stale_timeout),
+            ("reconnect.initial_backoff", self.reconnect.initial_backoff),
+            ("reconnect.connect_timeout", self.reconnect.connect_timeout),
+            ("genesys.request_timeout", genesys.request_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0s"));
+            }
+        }
+        if self.heartbeat.stale_timeout <= self.heartbeat.ping_interval {
+            return Err(invalid("heartbeat.stale_timeout", "must be longer than heartbeat.ping_interval"));
+        }
+        if self.reconnect.max_backoff < self.reconnect.initial_backoff {
+            return Err(invalid("reconnect.max_backoff", "must not be shorter than reconnect.initial_backoff"));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("http.listen", format!("{:?} is not an address:port", self.http.listen)));
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, the secret redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+fn redacted<S: Serializer>(secret: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("[redacted]"),
+        None => serializer.serialize_str("[not set]"),
+    }
+}
+
+/// Durations as humans write them: `"30s"`, `"200ms"`, `"4h"`.
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write it like \"30s\" or \"200ms\""))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, toml: &str) -> PathBuf {
+        let path = dir.join("timelined.toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    const MINIMAL: &str = "[genesys]\nclient_id = \"abc\"\nclient_secret_file = \"SECRET\"\n[subscription]\nqueues = [\"q1\"]\n";
+
+    fn minimal(dir: &Path) -> PathBuf {
+        std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+        write(dir, &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()))
+    }
+
+    #[test]
+    fn defaults_file_and_secret_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&minimal(dir.path())).unwrap();
+        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(settings.genesys.api_base(), "https://api.mypurecloud.com");
+        assert_eq!(settings.pipeline.reorder_window, Duration::from_millis(200));
+        let printed = settings.to_toml();
+        assert!(printed.contains("[redacted]") && !printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[pipeline]\nreorder_windw = \"1s\"\n");
+        let error = Settings::load(&path).unwrap_err().to_string();
+        assert!(error.contains("reorder_windw"), "{error}");
+    }
+
+    #[test]
+    fn a_secret_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[genesys]\nclient_id = \"a\"\nclient_secret = \"oops\"\n");
+        let error = Settings::load(&path).unwrap_err().to_string();
+        assert!(error.starts_with("genesys.client_secret:") && !error.contains("oops"), "{error}");
+    }
+
+    #[test]
+    fn zero_capacity_and_bad_duration_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = minimal(dir.path());
+        let text = std::fs::read_to_string(&base).unwrap();
+        std::fs::write(&base, format!("{text}[pipeline]\nconsumer_mailbox = 0\n")).unwrap();
+        let error = Settings::load(&base).unwrap_err().to_string();
+        assert!(error.starts_with("pipeline.consumer_mailbox:"), "{error}");
+        std::fs::write(&base, format!("{text}[heartbeat]\nping_interval = \"often\"\n")).unwrap();
+        let error = Settings::load(&base).unwrap_err().to_string();
+        assert!(error.contains("ping_interval") && error.contains("often"), "{error}");
+    }
+
+    #[test]
+    fn credentials_directory_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("creds");
+        std::fs::create_dir(&credentials).unwrap();
+        std::fs::write(credentials.join("client_secret"), "from-systemd").unwrap();
+        let mut settings = Settings::default();
+        settings.genesys.client_id = "id".into();
+        settings.subscription.queues = vec!["q".into()];
+        let settings = settings.resolved(Some(credentials)).unwrap();
+        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("from-systemd"));
+    }
+}
