@@ -23,7 +23,11 @@ use timelined_actors::token::actor::{TokenActor, TokenConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("sinks[{index}].path: cannot open {path}: {source}")]
-    Sink { index: usize, path: String, source: std::io::Error },
+    Sink {
+        index: usize,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("genesys.client_secret: not set")]
     NoSecret,
 }
@@ -41,7 +45,6 @@ pub struct Daemon {
     log: Logger,
 }
 
-
 /// The closing rules the settings describe (replay uses the same).
 pub fn timeline_rules(settings: &Settings) -> TimelineRules {
     let pipeline = &settings.pipeline;
@@ -52,7 +55,6 @@ pub fn timeline_rules(settings: &Settings) -> TimelineRules {
         tombstone_ttl: pipeline.tombstone_ttl,
     }
 }
-
 
 fn start_consumer(output: Box<dyn Output>, inbox: Inbox, log: &Logger) -> Addr<ConsumerActor> {
     let log = log.clone();
@@ -69,12 +71,17 @@ impl Daemon {
         let timelines = Arc::new(DashMap::new());
         let liveness = Arc::new(Liveness::default());
         let gaps = Arc::new(GapLedger::default());
-        let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
+        let secret = settings
+            .genesys
+            .client_secret
+            .clone()
+            .ok_or(DaemonError::NoSecret)?;
 
         let mut consumers = Vec::new();
         let mut publications = Vec::new();
         let consumer_capacity = settings.pipeline.consumer_mailbox;
-        let mut outputs: Vec<(Stage, Box<dyn Output>)> = vec![(Stage::Log, Box::new(LogOutput::new(log.clone())))];
+        let mut outputs: Vec<(Stage, Box<dyn Output>)> =
+            vec![(Stage::Log, Box::new(LogOutput::new(log.clone())))];
         for (index, sink) in settings.sinks.iter().enumerate() {
             match sink.kind {
                 SinkKind::Jsonl => {
@@ -90,14 +97,19 @@ impl Daemon {
         for (stage, output) in outputs {
             let inbox = Inbox::new(stage, consumer_capacity, &metrics);
             let consumer = start_consumer(output, inbox.clone(), &log);
-            publications.push(Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone()));
+            publications.push(Mailbox::<Publication>::new(
+                consumer.clone().recipient(),
+                inbox,
+                metrics.clone(),
+            ));
             consumers.push(consumer);
         }
 
         let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
         let timeline = {
             let book = TimelineBook::new(timeline_rules(settings), timelines.clone());
-            let (inbox, gaps, metrics, log) = (timeline_inbox.clone(), gaps.clone(), metrics.clone(), log.clone());
+            let (inbox, gaps, metrics, log) =
+                (timeline_inbox.clone(), gaps.clone(), metrics.clone(), log.clone());
             let tick = settings.pipeline.tick;
             TimelineActor::create(move |ctx| {
                 ctx.set_mailbox_capacity(inbox.capacity());
@@ -137,7 +149,11 @@ impl Daemon {
             backoff_max: settings.reconnect.max_backoff,
         };
         let connection = {
-            let (liveness, metrics, log) = (liveness.clone(), metrics.clone(), log.new(o!("actor" => "connection")));
+            let (liveness, metrics, log) = (
+                liveness.clone(),
+                metrics.clone(),
+                log.new(o!("actor" => "connection")),
+            );
             Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
         };
         heartbeat_context.run(HeartbeatActor::new(
@@ -170,9 +186,22 @@ impl Daemon {
             log.new(o!("actor" => "subscription")),
         ));
 
-        let metrics_line = actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
+        let metrics_line = actix_rt::spawn(metrics_line(
+            metrics.clone(),
+            settings.log.metrics_interval,
+            log.clone(),
+        ));
         info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base());
-        Ok(Daemon { metrics, timelines, liveness, connection, timeline, consumers, metrics_line, log })
+        Ok(Daemon {
+            metrics,
+            timelines,
+            liveness,
+            connection,
+            timeline,
+            consumers,
+            metrics_line,
+            log,
+        })
     }
 
     /// Stop reading, publish and close what is open, flush every output.

@@ -11,7 +11,11 @@ use timelined::{cli, sim};
 use timelined_actors::wire::Dialect;
 
 #[derive(Parser)]
-#[command(name = "timelined", version, about = "Rebuilds Genesys Cloud conversation join/leave timelines in real time")]
+#[command(
+    name = "timelined",
+    version,
+    about = "Rebuilds Genesys Cloud conversation join/leave timelines in real time"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,9 +128,32 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(&config)?;
             cli::run(settings)
         }
-        Command::Demo { duration, rate, seed, dialect } => cli::demo(duration, rate, seed, dialect.into()),
-        Command::Simulate { listen, seed, conversations, rate, queues, record, reorder, duplicates } => {
-            let mut config = sim::SimConfig { listen, seed, conversations, rate, record, reorder, duplicates, ..Default::default() };
+        Command::Demo {
+            duration,
+            rate,
+            seed,
+            dialect,
+        } => cli::demo(duration, rate, seed, dialect.into()),
+        Command::Simulate {
+            listen,
+            seed,
+            conversations,
+            rate,
+            queues,
+            record,
+            reorder,
+            duplicates,
+        } => {
+            let mut config = sim::SimConfig {
+                listen,
+                seed,
+                conversations,
+                rate,
+                record,
+                reorder,
+                duplicates,
+                ..Default::default()
+            };
             if !queues.is_empty() {
                 config.queues = queues;
             }

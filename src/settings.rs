@@ -82,11 +82,15 @@ impl Default for GenesysSettings {
 
 impl GenesysSettings {
     pub fn api_base(&self) -> String {
-        self.api_base.clone().unwrap_or_else(|| format!("https://api.{}", self.region))
+        self.api_base
+            .clone()
+            .unwrap_or_else(|| format!("https://api.{}", self.region))
     }
 
     pub fn login_base(&self) -> String {
-        self.login_base.clone().unwrap_or_else(|| format!("https://login.{}", self.region))
+        self.login_base
+            .clone()
+            .unwrap_or_else(|| format!("https://login.{}", self.region))
     }
 }
 
@@ -147,7 +151,10 @@ pub struct HeartbeatSettings {
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings { ping_interval: Duration::from_secs(15), stale_timeout: Duration::from_secs(45) }
+        HeartbeatSettings {
+            ping_interval: Duration::from_secs(15),
+            stale_timeout: Duration::from_secs(45),
+        }
     }
 }
 
@@ -180,7 +187,9 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: "127.0.0.1:9464".into() }
+        HttpSettings {
+            listen: "127.0.0.1:9464".into(),
+        }
     }
 }
 
@@ -214,7 +223,11 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { format: LogFormat::Text, level: LogLevel::Info, metrics_interval: Duration::from_secs(60) }
+        LogSettings {
+            format: LogFormat::Text,
+            level: LogLevel::Info,
+            metrics_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -234,27 +247,45 @@ pub struct SinkSettings {
 /// A settings error: what is wrong, with the key it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{file}: {source}")]
-    Load { file: String, source: config::ConfigError },
+    // The cause is part of the one-line message, not a separate `caused by`.
+    #[error("{file}: {error}")]
+    Load {
+        file: String,
+        error: config::ConfigError,
+    },
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
-    #[error("{key}: cannot read {path}: {source}")]
-    SecretFile { key: String, path: String, source: std::io::Error },
+    #[error("{key}: cannot read {path}: {error}")]
+    SecretFile {
+        key: String,
+        path: String,
+        error: std::io::Error,
+    },
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid { key: key.into(), message: message.into() }
+    SettingsError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 const ENV_PREFIX: &str = "TIMELINED";
-const LIST_KEYS: &[&str] =
-    &["subscription.queues", "subscription.users", "subscription.conversations", "subscription.media"];
+const LIST_KEYS: &[&str] = &[
+    "subscription.queues",
+    "subscription.users",
+    "subscription.conversations",
+    "subscription.media",
+];
 
 impl Settings {
     /// Load from a TOML file and the process environment, resolve the secret, validate.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         let file = path.display().to_string();
-        let load_error = |source| SettingsError::Load { file: file.clone(), source };
+        let load_error = |error| SettingsError::Load {
+            file: file.clone(),
+            error,
+        };
         let file_only = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .build()
@@ -286,13 +317,15 @@ impl Settings {
 
     /// Fill the secret from its sources (systemd credential first) and validate.
     pub fn resolved(mut self, credentials_directory: Option<PathBuf>) -> Result<Settings, SettingsError> {
-        let from_credentials = credentials_directory.map(|dir| dir.join("client_secret")).filter(|p| p.exists());
+        let from_credentials = credentials_directory
+            .map(|dir| dir.join("client_secret"))
+            .filter(|p| p.exists());
         let secret_file = from_credentials.or_else(|| self.genesys.client_secret_file.clone());
         if let Some(path) = secret_file {
-            let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::SecretFile {
+            let text = std::fs::read_to_string(&path).map_err(|error| SettingsError::SecretFile {
                 key: "genesys.client_secret_file".into(),
                 path: path.display().to_string(),
-                source,
+                error,
             })?;
             self.genesys.client_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
         }
@@ -303,7 +336,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let genesys = &self.genesys;
         if genesys.client_id.trim().is_empty() {
-            return Err(invalid("genesys.client_id", "must be set (the OAuth client-credentials client id)"));
+            return Err(invalid(
+                "genesys.client_id",
+                "must be set (the OAuth client-credentials client id)",
+            ));
         }
         if genesys.client_secret.as_ref().is_none_or(Secret::is_empty) {
             return Err(invalid(
@@ -316,10 +352,17 @@ impl Settings {
         if !overridden && !REGIONS.contains(&genesys.region.as_str()) {
             return Err(invalid(
                 "genesys.region",
-                format!("unknown region {:?}; one of {} (or set api_base and login_base)", genesys.region, REGIONS.join(", ")),
+                format!(
+                    "unknown region {:?}; one of {} (or set api_base and login_base)",
+                    genesys.region,
+                    REGIONS.join(", ")
+                ),
             ));
         }
-        for (key, base) in [("genesys.api_base", &genesys.api_base), ("genesys.login_base", &genesys.login_base)] {
+        for (key, base) in [
+            ("genesys.api_base", &genesys.api_base),
+            ("genesys.login_base", &genesys.login_base),
+        ] {
             if let Some(base) = base {
                 if !(base.starts_with("http://") || base.starts_with("https://")) {
                     return Err(invalid(key, format!("{base:?} is not an http(s) URL")));
@@ -341,7 +384,10 @@ impl Settings {
             + subscription.users.len() * subscription.media.len().max(1)
             + subscription.conversations.len() * 8;
         if topics > 1000 {
-            return Err(invalid("subscription", format!("{topics} topics; Genesys allows at most 1000 per channel")));
+            return Err(invalid(
+                "subscription",
+                format!("{topics} topics; Genesys allows at most 1000 per channel"),
+            ));
         }
         let pipeline = &self.pipeline;
         for (key, value) in [
@@ -368,13 +414,22 @@ impl Settings {
             }
         }
         if self.heartbeat.stale_timeout <= self.heartbeat.ping_interval {
-            return Err(invalid("heartbeat.stale_timeout", "must be longer than heartbeat.ping_interval"));
+            return Err(invalid(
+                "heartbeat.stale_timeout",
+                "must be longer than heartbeat.ping_interval",
+            ));
         }
         if self.reconnect.max_backoff < self.reconnect.initial_backoff {
-            return Err(invalid("reconnect.max_backoff", "must not be shorter than reconnect.initial_backoff"));
+            return Err(invalid(
+                "reconnect.max_backoff",
+                "must not be shorter than reconnect.initial_backoff",
+            ));
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("http.listen", format!("{:?} is not an address:port", self.http.listen)));
+            return Err(invalid(
+                "http.listen",
+                format!("{:?} is not an address:port", self.http.listen),
+            ));
         }
         Ok(())
     }
@@ -403,7 +458,9 @@ mod duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write it like \"30s\" or \"200ms\""))
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like \"30s\" or \"200ms\""
+            ))
         })
     }
 }
@@ -422,18 +479,27 @@ mod tests {
 
     fn minimal(dir: &Path) -> PathBuf {
         std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
-        write(dir, &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()))
+        write(
+            dir,
+            &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()),
+        )
     }
 
     #[test]
     fn defaults_file_and_secret_file() {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings::load(&minimal(dir.path())).unwrap();
-        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(
+            settings.genesys.client_secret.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
         assert_eq!(settings.genesys.api_base(), "https://api.mypurecloud.com");
         assert_eq!(settings.pipeline.reorder_window, Duration::from_millis(200));
         let printed = settings.to_toml();
-        assert!(printed.contains("[redacted]") && !printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("[redacted]") && !printed.contains("s3cret"),
+            "{printed}"
+        );
     }
 
     #[test]
@@ -447,9 +513,15 @@ mod tests {
     #[test]
     fn a_secret_in_the_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "[genesys]\nclient_id = \"a\"\nclient_secret = \"oops\"\n");
+        let path = write(
+            dir.path(),
+            "[genesys]\nclient_id = \"a\"\nclient_secret = \"oops\"\n",
+        );
         let error = Settings::load(&path).unwrap_err().to_string();
-        assert!(error.starts_with("genesys.client_secret:") && !error.contains("oops"), "{error}");
+        assert!(
+            error.starts_with("genesys.client_secret:") && !error.contains("oops"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -462,7 +534,10 @@ mod tests {
         assert!(error.starts_with("pipeline.consumer_mailbox:"), "{error}");
         std::fs::write(&base, format!("{text}[heartbeat]\nping_interval = \"often\"\n")).unwrap();
         let error = Settings::load(&base).unwrap_err().to_string();
-        assert!(error.contains("ping_interval") && error.contains("often"), "{error}");
+        assert!(
+            error.contains("ping_interval") && error.contains("often"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -475,6 +550,9 @@ mod tests {
         settings.genesys.client_id = "id".into();
         settings.subscription.queues = vec!["q".into()];
         let settings = settings.resolved(Some(credentials)).unwrap();
-        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("from-systemd"));
+        assert_eq!(
+            settings.genesys.client_secret.as_ref().map(Secret::expose),
+            Some("from-systemd")
+        );
     }
 }

@@ -1,0 +1,160 @@
+//! The real binary's command line: bad config is a clear error naming the key and a
+//! non-zero exit; `check-config` prints the effective settings with the secret redacted.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_timelined");
+const SECRET: &str = "cli-test-secret-4f1e";
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("timelined.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const VALID: &str = r#"
+[genesys]
+client_id = "my-client"
+[subscription]
+queues = ["q1"]
+"#;
+
+fn timelined(args: &[&str], secret: Option<&str>) -> Output {
+    let mut command = Command::new(BINARY);
+    command.args(args).env_remove("CREDENTIALS_DIRECTORY");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TIMELINED__") {
+            command.env_remove(key);
+        }
+    }
+    if let Some(secret) = secret {
+        command.env("TIMELINED__GENESYS__CLIENT_SECRET", secret);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_rejected(config_body: &str, key: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), config_body);
+    for subcommand in ["check-config", "run"] {
+        let output = timelined(&[subcommand, "--config", config.to_str().unwrap()], Some(SECRET));
+        let text = stderr(&output);
+        assert!(
+            !output.status.success(),
+            "{subcommand} accepted a bad config: {text}"
+        );
+        assert!(
+            text.contains(key),
+            "{subcommand}: error does not name {key}: {text}"
+        );
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+    }
+}
+
+#[test]
+fn check_config_prints_effective_settings_with_the_secret_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), VALID);
+    let output = timelined(
+        &["check-config", "--config", config.to_str().unwrap()],
+        Some(SECRET),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(text.contains("client_id = \"my-client\""), "{text}");
+    assert!(
+        text.contains("reorder_window = \"200ms\""),
+        "defaults are shown: {text}"
+    );
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.contains(SECRET) && !stderr(&output).contains(SECRET));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), VALID);
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env("TIMELINED__GENESYS__CLIENT_SECRET", SECRET)
+        .env("TIMELINED__PIPELINE__TIMELINE_MAILBOX", "77")
+        .env("TIMELINED__SUBSCRIPTION__QUEUES", "qa,qb")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(text.contains("timeline_mailbox = 77"), "{text}");
+    assert!(text.contains("\"qa\"") && text.contains("\"qb\""), "{text}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    assert_rejected(
+        &format!("{VALID}\n[heartbeat]\nping_intervall = \"5s\"\n"),
+        "ping_intervall",
+    );
+}
+
+#[test]
+fn zero_capacity_is_named() {
+    assert_rejected(
+        &format!("{VALID}\n[pipeline]\ntimeline_mailbox = 0\n"),
+        "pipeline.timeline_mailbox",
+    );
+}
+
+#[test]
+fn bad_duration_is_named() {
+    assert_rejected(
+        &format!("{VALID}\n[pipeline]\nreorder_window = \"soonish\"\n"),
+        "reorder_window",
+    );
+}
+
+#[test]
+fn unknown_dialect_is_named() {
+    assert_rejected(
+        &VALID.replace("client_id", "dialect = \"carrier-pigeon\"\nclient_id"),
+        "dialect",
+    );
+}
+
+#[test]
+fn missing_secret_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), VALID);
+    let output = timelined(&["check-config", "--config", config.to_str().unwrap()], None);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("genesys.client_secret"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn secret_in_the_file_is_refused_without_echoing_it() {
+    assert_rejected(
+        &VALID.replace("client_id", &format!("client_secret = \"{SECRET}\"\nclient_id")),
+        "genesys.client_secret",
+    );
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let output = timelined(
+        &["check-config", "--config", "/nonexistent/timelined.toml"],
+        Some(SECRET),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("/nonexistent/timelined.toml"),
+        "{}",
+        stderr(&output)
+    );
+}

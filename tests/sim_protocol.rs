@@ -1,0 +1,552 @@
+//! The simulator on its own, driven over real loopback the way a Genesys client drives the
+//! service: OAuth token → notification channel → subscriptions → streaming socket, and the
+//! analytics-stream handshake. Each test tells one thing a client author relies on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use actix_rt::time::{timeout_at, Instant};
+use awc::error::WsProtocolError;
+use awc::ws::{Frame, Message};
+use awc::Client;
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{json, Value};
+use timelined::sim::{self, SimConfig, SimHandle, DEFAULT_QUEUES};
+use timelined_actors::record::TimelineRecord;
+
+/// What awc's `connect` hands back, without naming the codec crate.
+trait Socket:
+    Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
+{
+}
+
+/// Every wait in these tests ends by this long, pass or fail.
+const DEADLINE: Duration = Duration::from_secs(4);
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().timeout(Duration::from_secs(3)).finish()
+}
+
+async fn start(config: SimConfig) -> SimHandle {
+    sim::start(config).await.expect("simulator starts")
+}
+
+fn small_run(conversations: u64) -> SimConfig {
+    SimConfig {
+        seed: 7,
+        conversations,
+        rate: 1_000,
+        concurrency: 3,
+        ..SimConfig::default()
+    }
+}
+
+async fn token(client: &Client, sim: &SimHandle) -> String {
+    let mut response = client
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .basic_auth("client-id", "client-secret")
+        .send_form(&[("grant_type", "client_credentials")])
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("token json");
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 86_400);
+    body["access_token"].as_str().expect("access_token").to_owned()
+}
+
+/// Creates a channel (with the SDK's `null` body); returns its id and connectUri.
+async fn channel(client: &Client, sim: &SimHandle, token: &str) -> (String, String) {
+    let mut response = client
+        .post(format!("{}/api/v2/notifications/channels", sim.base_url()))
+        .bearer_auth(token)
+        .content_type("application/json")
+        .send_body("null")
+        .await
+        .expect("channel request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("channel json");
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("streaming-0-"), "{id}");
+    assert!(body["expires"].as_str().expect("expires").ends_with('Z'));
+    let uri = body["connectUri"].as_str().expect("connectUri").to_owned();
+    assert_eq!(uri, format!("ws://{}/channels/{id}", sim.addr()));
+    (id, uri)
+}
+
+async fn put_topics(
+    client: &Client,
+    sim: &SimHandle,
+    token: &str,
+    channel: &str,
+    topics: &[String],
+) -> (u16, Value) {
+    let body: Vec<Value> = topics.iter().map(|t| json!({ "id": t })).collect();
+    let mut response = client
+        .put(format!(
+            "{}/api/v2/notifications/channels/{channel}/subscriptions",
+            sim.base_url()
+        ))
+        .bearer_auth(token)
+        .send_json(&body)
+        .await
+        .expect("subscriptions request");
+    let status = response.status().as_u16();
+    let json = response.json().limit(MAX_FRAME).await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+async fn connect(client: &Client, uri: &str) -> impl Socket {
+    let (_, socket) = client
+        .ws(uri)
+        .max_frame_size(MAX_FRAME)
+        .connect()
+        .await
+        .expect("websocket upgrade");
+    socket
+}
+
+/// A data-carrying frame as JSON, and whether it came as a binary frame. Control frames
+/// are handed back as they are.
+enum Received {
+    Json(Value, bool),
+    Control(Frame),
+}
+
+async fn receive(socket: &mut impl Socket, until: Instant) -> Option<Received> {
+    let frame = timeout_at(until, socket.next()).await.ok()??.ok()?;
+    Some(match frame {
+        Frame::Text(bytes) => Received::Json(serde_json::from_slice(&bytes).ok()?, false),
+        Frame::Binary(bytes) => Received::Json(serde_json::from_slice(&bytes).ok()?, true),
+        other => Received::Control(other),
+    })
+}
+
+async fn send_json(socket: &mut impl Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .expect("send on socket");
+}
+
+fn queue_topics() -> Vec<String> {
+    DEFAULT_QUEUES
+        .iter()
+        .flat_map(|q| {
+            [
+                format!("v2.routing.queues.{q}.conversations"),
+                format!("v2.routing.queues.{q}.conversations.calls"),
+            ]
+        })
+        .collect()
+}
+
+/// Joins and leaves as a client derives them from full snapshots: conversation →
+/// participant → (connectedTime, endTime).
+type Derived = BTreeMap<String, BTreeMap<String, (Option<String>, Option<String>)>>;
+
+fn apply_snapshot(derived: &mut Derived, body: &Value) {
+    let Some(conversation) = body["id"].as_str() else {
+        return;
+    };
+    let participants = derived.entry(conversation.to_owned()).or_default();
+    for participant in body["participants"].as_array().into_iter().flatten() {
+        let (Some(id), Some(connected)) = (participant["id"].as_str(), participant["connectedTime"].as_str())
+        else {
+            continue;
+        };
+        let left = participant["endTime"].as_str().map(str::to_owned);
+        participants.insert(id.to_owned(), (Some(connected.to_owned()), left));
+    }
+}
+
+fn expected(truth: &[TimelineRecord]) -> Derived {
+    truth
+        .iter()
+        .map(|t| {
+            let participants = t
+                .participants
+                .iter()
+                .map(|p| {
+                    let time = |at: &Option<chrono::DateTime<chrono::Utc>>| {
+                        at.as_ref().map(timelined_actors::record::format_millis)
+                    };
+                    (p.participant_id.clone(), (time(&p.joined_at), time(&p.left_at)))
+                })
+                .collect();
+            (t.conversation_id.clone(), participants)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
+    let sim = start(SimConfig {
+        heartbeat_interval: Duration::from_millis(150),
+        ..small_run(4)
+    })
+    .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let (channel, uri) = channel(&client, &sim, &token).await;
+
+    let mut topics = queue_topics();
+    topics.push("v2.not.a.topic".to_owned());
+    let (status, body) = put_topics(&client, &sim, &token, &channel, &topics).await;
+    assert_eq!(status, 200);
+    let entities = body["entities"].as_array().expect("entities");
+    assert_eq!(entities.len(), topics.len());
+    assert!(entities[..topics.len() - 1]
+        .iter()
+        .all(|e| e["state"] == "Permitted"));
+    assert_eq!(entities[topics.len() - 1]["state"], "Rejected");
+    assert!(entities[topics.len() - 1]["rejectionReason"].is_string());
+
+    // Playback waits for a listener, so connecting late misses nothing.
+    assert!(sim.truth().is_empty());
+    let mut socket = connect(&client, &uri).await;
+    send_json(&mut socket, json!({"message": "ping"})).await;
+    socket
+        .send(Message::Ping(Bytes::from_static(b"rtt")))
+        .await
+        .expect("rfc 6455 ping");
+
+    let until = Instant::now() + DEADLINE;
+    let (mut pong, mut rfc_pong, mut heartbeat) = (false, false, false);
+    let mut derived = Derived::new();
+    let mut topics_seen = BTreeSet::new();
+    while !(pong && rfc_pong && heartbeat && sim.finished() && derived == expected(&sim.truth())) {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(frame, binary)) => {
+                assert!(!binary, "notification frames are text");
+                let topic = frame["topicName"].as_str().expect("topicName").to_owned();
+                if topic == "channel.metadata" {
+                    match frame["eventBody"]["message"].as_str() {
+                        Some("pong") => pong = true,
+                        Some("WebSocket Heartbeat") => heartbeat = true,
+                        other => panic!("unexpected metadata {other:?}"),
+                    }
+                    continue;
+                }
+                assert_eq!(frame["version"], "2");
+                assert!(frame["metadata"]["CorrelationId"].is_string());
+                if !topic.ends_with(".calls") {
+                    apply_snapshot(&mut derived, &frame["eventBody"]);
+                }
+                topics_seen.insert(topic);
+            }
+            Some(Received::Control(Frame::Pong(payload))) => {
+                assert_eq!(&payload[..], b"rtt");
+                rfc_pong = true;
+            }
+            Some(Received::Control(_)) => {}
+            None => panic!(
+                "timed out: pong {pong}, rfc pong {rfc_pong}, heartbeat {heartbeat}, \
+                 finished {}, derived {} of {} conversations",
+                sim.finished(),
+                derived.len(),
+                sim.truth().len()
+            ),
+        }
+    }
+    assert_eq!(sim.truth().len(), 4);
+    assert!(sim.truth().iter().all(|t| t.complete));
+    assert!(topics_seen.iter().all(|t| topics.contains(t)));
+    assert!(sim.frames_sent() > 0);
+
+    // Backfill returns the same shape as the snapshots.
+    let conversation = &sim.truth()[0].conversation_id;
+    let mut response = client
+        .get(format!("{}/api/v2/conversations/{conversation}", sim.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("backfill");
+    assert_eq!(response.status(), 200);
+    let snapshot: Value = response.json().limit(MAX_FRAME).await.expect("snapshot");
+    let mut backfilled = Derived::new();
+    apply_snapshot(&mut backfilled, &snapshot);
+    assert_eq!(backfilled[conversation], derived[conversation]);
+
+    // /sim/truth serves what truth() returns.
+    let mut response = client
+        .get(format!("{}/sim/truth", sim.base_url()))
+        .send()
+        .await
+        .expect("truth");
+    let served: Vec<TimelineRecord> = response.json().limit(MAX_FRAME).await.expect("truth json");
+    assert_eq!(served, sim.truth());
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
+    let sim = start(small_run(3)).await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let (_, uri) = channel(&client, &sim, &token).await;
+    let mut socket = connect(&client, &uri).await;
+    let topics: Vec<String> = sim
+        .user_ids()
+        .iter()
+        .map(|u| format!("v2.users.{u}.conversations"))
+        .collect();
+    send_json(
+        &mut socket,
+        json!({"message": "subscribe", "topics": topics, "correlationId": "corr-1"}),
+    )
+    .await;
+
+    let until = Instant::now() + DEADLINE;
+    let mut replied = false;
+    let mut agents = 0;
+    while !(replied && agents > 0) {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(frame, _)) if frame.get("result").is_some() => {
+                assert_eq!(frame["result"], "200");
+                assert_eq!(frame["status"], "subscribed");
+                assert_eq!(frame["correlationId"], "corr-1");
+                replied = true;
+            }
+            Some(Received::Json(frame, _)) => {
+                let topic = frame["topicName"].as_str().unwrap_or_default();
+                assert!(topics.iter().any(|t| t == topic), "{topic}");
+                let participants = frame["eventBody"]["participants"]
+                    .as_array()
+                    .expect("participants");
+                agents += participants
+                    .iter()
+                    .filter(|p| p["purpose"] == "agent" && p["userId"].is_string())
+                    .count();
+            }
+            Some(Received::Control(_)) => {}
+            None => panic!("timed out: replied {replied}, agent snapshots {agents}"),
+        }
+    }
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn api_calls_without_a_valid_token_are_refused() {
+    let sim = start(small_run(1)).await;
+    let client = client();
+    let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
+
+    let response = client.post(&channels).send().await.expect("request");
+    assert_eq!(response.status(), 401);
+    let mut response = client
+        .post(&channels)
+        .bearer_auth("sim-not-issued")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("error json");
+    assert_eq!(body["status"], 401);
+
+    let token_url = format!("{}/oauth/token", sim.base_url());
+    let mut response = client
+        .post(&token_url)
+        .send_form(&[("grant_type", "client_credentials")])
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.expect("oauth error json");
+    assert!(body["error"].is_string() && body["error_description"].is_string());
+    let response = client
+        .post(&token_url)
+        .basic_auth("id", "secret")
+        .send_form(&[("grant_type", "password")])
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+
+    let token = token(&client, &sim).await;
+    let response = client
+        .get(format!("{}/api/v2/conversations/unknown", sim.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
+    let (status, _) = put_topics(&client, &sim, &token, "streaming-0-gone", &queue_topics()).await;
+    assert_eq!(status, 404);
+    let (channel, _) = channel(&client, &sim, &token).await;
+    let too_many: Vec<String> = (0..1_001)
+        .map(|n| format!("v2.users.user-{n}.conversations"))
+        .collect();
+    let (status, _) = put_topics(&client, &sim, &token, &channel, &too_many).await;
+    assert_eq!(status, 400);
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_unknown_channel_refuses_the_upgrade_with_404() {
+    let sim = start(small_run(1)).await;
+    let result = client()
+        .ws(format!("ws://{}/channels/streaming-0-unknown", sim.addr()))
+        .connect()
+        .await;
+    match result {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 404),
+        Err(other) => panic!("expected a 404, got {other}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_second_socket_on_a_channel_closes_the_first() {
+    let sim = start(small_run(1)).await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let (_, uri) = channel(&client, &sim, &token).await;
+    let mut first = connect(&client, &uri).await;
+    let _second = connect(&client, &uri).await;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match receive(&mut first, until).await {
+            Some(Received::Control(Frame::Close(_))) => break,
+            Some(_) => continue,
+            None => panic!("the first socket was not closed"),
+        }
+    }
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
+    let sim = start(SimConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..small_run(3)
+    })
+    .await;
+    let client = client();
+    let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
+
+    let mut refused = connect(&client, &url).await;
+    send_json(&mut refused, json!({"token": "sim-not-issued"})).await;
+    let until = Instant::now() + DEADLINE;
+    match receive(&mut refused, until).await {
+        Some(Received::Json(reply, _)) => {
+            assert_eq!(reply["status"], "error");
+            assert!(reply["message"].is_string());
+        }
+        _ => panic!("no error status for a bad token"),
+    }
+
+    let token = token(&client, &sim).await;
+    let mut socket = connect(&client, &url).await;
+    send_json(&mut socket, json!({"token": token})).await;
+    match receive(&mut socket, until).await {
+        Some(Received::Json(reply, false)) => assert_eq!(reply, json!({"status": "connected"})),
+        _ => panic!("not connected"),
+    }
+    send_json(
+        &mut socket,
+        json!({"filter": {"channels": ["voice", "chat", "message"]}}),
+    )
+    .await;
+    match receive(&mut socket, until).await {
+        Some(Received::Json(reply, false)) => assert_eq!(reply, json!({"status": "subscribed"})),
+        _ => panic!("not subscribed"),
+    }
+
+    // Events are not cumulative like snapshots: getting every truth entry proves playback
+    // waited for this listener.
+    let mut entries = BTreeSet::new();
+    let (mut text, mut binary, mut pinged) = (0, 0, false);
+    let want = |sim: &SimHandle| -> BTreeSet<(String, String, String)> {
+        sim.truth()
+            .iter()
+            .flat_map(|t| {
+                t.entries.iter().map(|e| {
+                    let kind = match e.action {
+                        timelined_actors::record::EntryAction::Joined => "ParticipantJoined",
+                        timelined_actors::record::EntryAction::Left => "ParticipantLeft",
+                    };
+                    (
+                        timelined_actors::record::format_millis(&e.at),
+                        kind.to_owned(),
+                        e.participant_id.clone(),
+                    )
+                })
+            })
+            .collect()
+    };
+    while !(pinged && sim.finished() && entries == want(&sim)) {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(frame, is_binary)) => {
+                if is_binary {
+                    binary += 1;
+                } else {
+                    text += 1;
+                }
+                for event in frame["events"].as_array().expect("events") {
+                    assert!(event["interaction"].is_string());
+                    assert!(["voice", "chat", "message"].contains(&event["channel"].as_str().unwrap_or("")));
+                    entries.insert((
+                        event["timestamp"].as_str().expect("timestamp").to_owned(),
+                        event["type"].as_str().expect("type").to_owned(),
+                        event["participant"].as_str().expect("participant").to_owned(),
+                    ));
+                }
+            }
+            Some(Received::Control(Frame::Ping(payload))) => {
+                pinged = true;
+                socket.send(Message::Pong(payload)).await.expect("pong");
+            }
+            Some(Received::Control(_)) => {}
+            None => panic!(
+                "timed out: {} of {} entries, pinged {pinged}",
+                entries.len(),
+                want(&sim).len()
+            ),
+        }
+    }
+    assert!(binary > 0 && text > binary, "text {text}, binary {binary}");
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_record_file_holds_every_frame_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("frames.jsonl");
+    let sim = start(SimConfig {
+        record: Some(path.clone()),
+        reorder: true,
+        duplicates: true,
+        ..small_run(5)
+    })
+    .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let (channel, uri) = channel(&client, &sim, &token).await;
+    put_topics(&client, &sim, &token, &channel, &queue_topics()).await;
+    let mut socket = connect(&client, &uri).await;
+    let until = Instant::now() + DEADLINE;
+    let mut received = 0u64;
+    while !(sim.finished() && received == sim.frames_sent()) {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(..)) => received += 1,
+            Some(Received::Control(_)) => {}
+            None => panic!("timed out after {received} of {} frames", sim.frames_sent()),
+        }
+    }
+    let text = std::fs::read_to_string(&path).expect("record file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as u64, sim.frames_sent());
+    for line in lines {
+        let frame: Value = serde_json::from_str(line).expect("each line is one JSON frame");
+        assert!(frame["topicName"].is_string());
+    }
+    sim.stop().await;
+}
