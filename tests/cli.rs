@@ -158,3 +158,32 @@ fn missing_config_file_is_named() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_shipped_config_documents_every_key_with_its_default() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/timelined.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&shipped)
+        .unwrap()
+        .replace("client_id = \"\"", "client_id = \"x\"")
+        .replace("queues = []", "queues = [\"q\"]");
+    let config = write_config(dir.path(), &text);
+    let output = timelined(
+        &["check-config", "--config", config.to_str().unwrap()],
+        Some(SECRET),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective = String::from_utf8_lossy(&output.stdout);
+    for line in effective.lines().filter(|l| {
+        l.contains(" = ")
+            && !l.contains("client_secret")
+            && !l.contains("path =")
+            && !l.contains("client_id")
+            && !l.starts_with("queues")
+    }) {
+        assert!(
+            text.contains(line),
+            "config/timelined.toml does not show the default `{line}`"
+        );
+    }
+}
