@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use actix_rt::time::{timeout_at, Instant};
 use awc::error::WsProtocolError;
 use awc::ws::{Frame, Message};
 use awc::Client;
@@ -14,6 +13,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use timelined::sim::{self, SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::TimelineRecord;
+use tokio::time::{timeout_at, Instant};
 
 /// What awc's `connect` hands back, without naming the codec crate.
 trait Socket:
@@ -284,6 +284,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
         .expect("truth");
     let served: Vec<TimelineRecord> = response.json().limit(MAX_FRAME).await.expect("truth json");
     assert_eq!(served, sim.truth());
+    drop(socket);
     sim.stop().await;
 }
 
@@ -331,6 +332,7 @@ async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
             None => panic!("timed out: replied {replied}, agent snapshots {agents}"),
         }
     }
+    drop(socket);
     sim.stop().await;
 }
 
@@ -410,7 +412,7 @@ async fn a_second_socket_on_a_channel_closes_the_first() {
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
     let mut first = connect(&client, &uri).await;
-    let _second = connect(&client, &uri).await;
+    let second = connect(&client, &uri).await;
     let until = Instant::now() + DEADLINE;
     loop {
         match receive(&mut first, until).await {
@@ -419,6 +421,7 @@ async fn a_second_socket_on_a_channel_closes_the_first() {
             None => panic!("the first socket was not closed"),
         }
     }
+    drop((first, second));
     sim.stop().await;
 }
 
@@ -513,6 +516,7 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
         }
     }
     assert!(binary > 0 && text > binary, "text {text}, binary {binary}");
+    drop((refused, socket));
     sim.stop().await;
 }
 
@@ -548,5 +552,138 @@ async fn the_record_file_holds_every_frame_sent() {
         let frame: Value = serde_json::from_str(line).expect("each line is one JSON frame");
         assert!(frame["topicName"].is_string());
     }
+    drop(socket);
     sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_verbatim() {
+    let sim = start(SimConfig {
+        reorder: true,
+        duplicates: true,
+        ..small_run(10)
+    })
+    .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
+    let mut socket = connect(&client, &url).await;
+    send_json(&mut socket, json!({"token": token})).await;
+    send_json(&mut socket, json!({"filter": {}})).await;
+
+    let until = Instant::now() + DEADLINE;
+    let mut frames: Vec<Value> = Vec::new();
+    while !(sim.finished() && frames.len() as u64 + 2 == sim.frames_sent()) {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(frame, _)) if frame.get("events").is_some() => frames.push(frame),
+            Some(_) => {}
+            None => panic!("timed out after {} frames", frames.len()),
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    let mut times = Vec::new();
+    for frame in &frames {
+        if !seen.insert(frame.to_string()) {
+            duplicates += 1;
+            continue;
+        }
+        times.push(
+            frame["events"][0]["timestamp"]
+                .as_str()
+                .expect("timestamp")
+                .to_owned(),
+        );
+    }
+    assert!(duplicates > 0, "no duplicate among {} frames", frames.len());
+    let expected: usize = sim.truth().iter().map(|t| t.entries.len()).sum();
+    assert_eq!(times.len(), expected, "every event arrives, duplicates aside");
+    let inversions = times.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(inversions > 0, "nothing was reordered");
+    for (i, at) in times.iter().enumerate() {
+        // Frames are sent in event-time order and shuffled in groups of at most 4.
+        let overtaken_by = times[..i].iter().filter(|earlier| *earlier > at).count();
+        assert!(overtaken_by <= 3, "{at} was overtaken by {overtaken_by} frames");
+    }
+    drop(socket);
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() {
+    let sim = start(SimConfig {
+        channel_lifetime: Duration::from_millis(400),
+        ..small_run(1)
+    })
+    .await;
+    let client = client();
+    let token = token(&client, &sim).await;
+    let (channel, uri) = channel(&client, &sim, &token).await;
+    let mut socket = connect(&client, &uri).await;
+    let until = Instant::now() + DEADLINE;
+    let mut warned = false;
+    loop {
+        match receive(&mut socket, until).await {
+            Some(Received::Json(frame, _)) => {
+                if frame["topicName"] == "v2.system.socket_closing" {
+                    warned = true;
+                }
+            }
+            Some(Received::Control(Frame::Close(_))) => break,
+            Some(Received::Control(_)) => {}
+            None => panic!("the socket of an expired channel stayed open"),
+        }
+    }
+    assert!(warned, "no v2.system.socket_closing before the close");
+    let (status, _) = put_topics(&client, &sim, &token, &channel, &queue_topics()).await;
+    assert_eq!(status, 404, "an expired channel is gone");
+    drop(socket);
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_expired_token_is_refused() {
+    let sim = start(SimConfig {
+        token_lifetime: Duration::from_millis(200),
+        ..small_run(1)
+    })
+    .await;
+    let client = client();
+    let token = token_with_lifetime(&client, &sim).await;
+    let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
+    let first = client
+        .post(&channels)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(first.status(), 200);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let response = client
+            .post(&channels)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        if response.status() == 401 {
+            break;
+        }
+        assert!(Instant::now() < until, "the token never expired");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.stop().await;
+}
+
+/// A token request that does not insist on the default lifetime.
+async fn token_with_lifetime(client: &Client, sim: &SimHandle) -> String {
+    let mut response = client
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .basic_auth("client-id", "client-secret")
+        .send_form(&[("grant_type", "client_credentials")])
+        .await
+        .expect("token request");
+    let body: Value = response.json().await.expect("token json");
+    assert_eq!(body["expires_in"], 0, "whole seconds, rounded down");
+    body["access_token"].as_str().expect("access_token").to_owned()
 }

@@ -1,0 +1,708 @@
+//! The simulated service's state, behind one lock: issued tokens, notification channels
+//! with their topics and socket, analytics-stream listeners, and the conversations played
+//! so far (for backfill and `/sim/truth`).
+//!
+//! The HTTP handlers and socket dialogs (worker runtime) and the playback loop (caller's
+//! runtime) meet here. The lock is never held across an `.await`: anything a socket should
+//! send is `offer`ed to its queue while locked, so a reply and the data that follows it
+//! leave in the order they were decided.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_ws::{CloseCode, CloseReason};
+use chrono::Utc;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use timelined_actors::record::{format_millis, TimelineRecord};
+use tokio::sync::watch;
+
+use super::generator::{self, seeded_uuid, Conversation, Step};
+use super::outbound::{Outbound, Outlet, SocketTx};
+use super::protocol::{self, BodyKind, MAX_TOPICS};
+use super::SimConfig;
+
+/// Channels one client may hold; creating one more evicts the oldest (GENESYS.md).
+const MAX_CHANNELS: usize = 20;
+/// Share of data frames sent twice when duplicates are on.
+const DUPLICATE_RATE: f64 = 0.05;
+/// An endless run keeps at most this many conversations for backfill and truth, so a
+/// simulator left running for days does not grow without bound.
+const MAX_RETAINED: usize = 100_000;
+/// Salt for the ids the service hands out (tokens, channels, correlation ids).
+const IDS_SALT: u64 = 0x6964_7320_7361_6c74;
+
+/// What the hub needs from [`SimConfig`].
+pub(crate) struct Settings {
+    pub token_lifetime: Duration,
+    pub channel_lifetime: Duration,
+    pub heartbeat_interval: Duration,
+    pub reorder: bool,
+    pub duplicates: bool,
+    pub seed: u64,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &SimConfig) -> Self {
+        Settings {
+            token_lifetime: config.token_lifetime,
+            channel_lifetime: config.channel_lifetime,
+            heartbeat_interval: config.heartbeat_interval,
+            reorder: config.reorder,
+            duplicates: config.duplicates,
+            seed: config.seed,
+        }
+    }
+
+    /// How long before a channel expires its socket gets `v2.system.socket_closing`:
+    /// a minute, as the real service does, or half the lifetime when that is shorter.
+    pub(crate) fn closing_notice(&self) -> Duration {
+        Duration::from_secs(60).min(self.channel_lifetime / 2)
+    }
+}
+
+pub(crate) struct Hub {
+    pub(crate) settings: Settings,
+    outlet: Arc<Outlet>,
+    state: Mutex<State>,
+    /// Flips to true once somebody listens; playback waits for it.
+    playing: watch::Sender<bool>,
+    exhausted: AtomicBool,
+    next_socket: AtomicU64,
+    /// Sockets whose reader is still running: the client has not closed yet.
+    live_sockets: AtomicU64,
+}
+
+struct State {
+    rng: ChaCha8Rng,
+    tokens: HashMap<String, Instant>,
+    /// Oldest first.
+    channels: VecDeque<Channel>,
+    analytics: BTreeMap<u64, AnalyticsListener>,
+    /// Every open socket of either dialect, so a stop can close them all.
+    sockets: HashMap<u64, SocketTx>,
+    /// Keyed by play order, which is start order: steps come in event-time order and a
+    /// conversation's first step is its start.
+    conversations: BTreeMap<u64, Played>,
+    order_by_id: HashMap<String, u64>,
+    next_order: u64,
+}
+
+struct Channel {
+    id: String,
+    topics: BTreeSet<String>,
+    expires_at: Instant,
+    socket: Option<(u64, SocketTx)>,
+}
+
+impl Channel {
+    fn is_alive(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+
+    fn close_socket(&mut self, description: &str) {
+        if let Some((_, tx)) = self.socket.take() {
+            tx.offer(Outbound::Close(Some(CloseReason {
+                code: CloseCode::Normal,
+                description: Some(description.to_owned()),
+            })));
+        }
+    }
+}
+
+struct AnalyticsListener {
+    tx: SocketTx,
+    filter: AnalyticsFilter,
+}
+
+/// The analytics-stream filter: an optional interaction id and a set of channels
+/// (empty = every channel).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AnalyticsFilter {
+    pub conversation: Option<String>,
+    pub channels: Vec<String>,
+}
+
+impl AnalyticsFilter {
+    fn matches(&self, conversation: &Conversation) -> bool {
+        self.conversation.as_ref().is_none_or(|id| *id == conversation.id)
+            && (self.channels.is_empty()
+                || self
+                    .channels
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(conversation.media.name())))
+    }
+}
+
+struct Played {
+    conversation: Arc<Conversation>,
+    played: usize,
+}
+
+/// A freshly created notification channel.
+pub(crate) struct ChannelInfo {
+    pub id: String,
+    pub expires: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SubscriptionOp {
+    Replace,
+    Add,
+    List,
+    RemoveAll,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SubscriptionError {
+    UnknownChannel,
+    TooManyTopics,
+}
+
+/// One entity of a subscriptions response.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TopicState {
+    pub id: String,
+    /// `None`: permitted.
+    pub rejection: Option<&'static str>,
+}
+
+impl Hub {
+    pub(crate) fn new(settings: Settings, outlet: Arc<Outlet>) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(settings.seed ^ IDS_SALT);
+        Hub {
+            settings,
+            outlet,
+            state: Mutex::new(State {
+                rng,
+                tokens: HashMap::new(),
+                channels: VecDeque::new(),
+                analytics: BTreeMap::new(),
+                sockets: HashMap::new(),
+                conversations: BTreeMap::new(),
+                order_by_id: HashMap::new(),
+                next_order: 0,
+            }),
+            playing: watch::Sender::new(false),
+            exhausted: AtomicBool::new(false),
+            next_socket: AtomicU64::new(1),
+            live_sockets: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not wedge the whole simulated service.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn outlet(&self) -> &Arc<Outlet> {
+        &self.outlet
+    }
+
+    pub(crate) fn playing(&self) -> watch::Receiver<bool> {
+        self.playing.subscribe()
+    }
+
+    pub(crate) fn mark_exhausted(&self) {
+        self.exhausted.store(true, Ordering::SeqCst);
+    }
+
+    /// Every conversation played and every data frame sent.
+    pub(crate) fn finished(&self) -> bool {
+        self.exhausted.load(Ordering::SeqCst) && self.outlet.pending() == 0
+    }
+
+    /// Starts playback the first time somebody is listening: a connected notifications
+    /// socket with at least one topic, or a subscribed analytics-stream socket.
+    fn wake_playback(&self, state: &State) {
+        let listening = !state.analytics.is_empty()
+            || state
+                .channels
+                .iter()
+                .any(|c| c.socket.is_some() && !c.topics.is_empty());
+        if listening && !*self.playing.borrow() {
+            self.playing.send_replace(true);
+        }
+    }
+
+    // ---- OAuth ------------------------------------------------------------------------
+
+    /// Issues a bearer token; returns it with its `expires_in` in seconds.
+    pub(crate) fn issue_token(&self) -> (String, u64) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.tokens.retain(|_, expires| *expires > now);
+        let token = format!("sim-{:032x}", state.rng.random::<u128>());
+        let lifetime = self.settings.token_lifetime;
+        state.tokens.insert(token.clone(), now + lifetime);
+        (token, lifetime.as_secs())
+    }
+
+    pub(crate) fn token_is_valid(&self, token: &str) -> bool {
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|expires| *expires > Instant::now())
+    }
+
+    // ---- Notification channels ---------------------------------------------------------
+
+    pub(crate) fn create_channel(&self) -> ChannelInfo {
+        let mut state = self.lock();
+        let id = format!("streaming-0-{:032x}", state.rng.random::<u128>());
+        let lifetime = self.settings.channel_lifetime;
+        while state.channels.len() >= MAX_CHANNELS {
+            if let Some(mut evicted) = state.channels.pop_front() {
+                evicted.close_socket("channel evicted");
+            }
+        }
+        state.channels.push_back(Channel {
+            id: id.clone(),
+            topics: BTreeSet::new(),
+            expires_at: Instant::now() + lifetime,
+            socket: None,
+        });
+        let expires = Utc::now() + lifetime;
+        ChannelInfo {
+            id,
+            expires: format_millis(&expires),
+        }
+    }
+
+    pub(crate) fn channel_is_alive(&self, channel_id: &str) -> bool {
+        let now = Instant::now();
+        self.lock()
+            .channels
+            .iter()
+            .any(|c| c.id == channel_id && c.is_alive(now))
+    }
+
+    /// The REST subscriptions call on a channel. PUT and POST answer one entity per
+    /// requested topic (in request order); GET lists the channel's topics; DELETE empties it.
+    pub(crate) fn subscriptions(
+        &self,
+        channel_id: &str,
+        op: SubscriptionOp,
+        requested: Vec<String>,
+    ) -> Result<Vec<TopicState>, SubscriptionError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let lifetime = self.settings.channel_lifetime;
+        let channel = state
+            .channels
+            .iter_mut()
+            .find(|c| c.id == channel_id && c.is_alive(now))
+            .ok_or(SubscriptionError::UnknownChannel)?;
+        let mut requested_unique = Vec::new();
+        for topic in requested {
+            if !requested_unique.contains(&topic) {
+                requested_unique.push(topic);
+            }
+        }
+        let answer = |topics: &[String]| -> Vec<TopicState> {
+            topics
+                .iter()
+                .map(|t| TopicState {
+                    id: t.clone(),
+                    rejection: protocol::check_topic(t).err(),
+                })
+                .collect()
+        };
+        let entities = match op {
+            SubscriptionOp::List => {
+                return Ok(channel
+                    .topics
+                    .iter()
+                    .map(|t| TopicState {
+                        id: t.clone(),
+                        rejection: None,
+                    })
+                    .collect())
+            }
+            SubscriptionOp::RemoveAll => {
+                channel.topics.clear();
+                return Ok(Vec::new());
+            }
+            SubscriptionOp::Replace => {
+                if requested_unique.len() > MAX_TOPICS {
+                    return Err(SubscriptionError::TooManyTopics);
+                }
+                let entities = answer(&requested_unique);
+                channel.topics = permitted(&entities);
+                entities
+            }
+            SubscriptionOp::Add => {
+                let entities = answer(&requested_unique);
+                let mut topics = channel.topics.clone();
+                topics.extend(permitted(&entities));
+                if topics.len() > MAX_TOPICS {
+                    return Err(SubscriptionError::TooManyTopics);
+                }
+                channel.topics = topics;
+                entities
+            }
+        };
+        // Subscribing again is what keeps a channel alive past its first day.
+        channel.expires_at = now + lifetime;
+        self.wake_playback(&state);
+        Ok(entities)
+    }
+
+    /// Makes `tx` the channel's socket, closing the one it had. `false`: no such channel.
+    pub(crate) fn attach_socket(&self, channel_id: &str, socket_id: u64, tx: SocketTx) -> bool {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let Some(channel) = state
+            .channels
+            .iter_mut()
+            .find(|c| c.id == channel_id && c.is_alive(now))
+        else {
+            return false;
+        };
+        channel.close_socket("another socket connected to this channel");
+        channel.socket = Some((socket_id, tx.clone()));
+        state.sockets.insert(socket_id, tx);
+        self.live_sockets.fetch_add(1, Ordering::SeqCst);
+        self.wake_playback(&state);
+        true
+    }
+
+    /// Forgets a socket whose reader has ended (either dialect); called once per socket
+    /// that [`Hub::attach_socket`] or [`Hub::register_socket`] accepted.
+    pub(crate) fn detach_socket(&self, socket_id: u64) {
+        self.live_sockets.fetch_sub(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        state.sockets.remove(&socket_id);
+        state.analytics.remove(&socket_id);
+        for channel in &mut state.channels {
+            if channel.socket.as_ref().is_some_and(|(id, _)| *id == socket_id) {
+                channel.socket = None;
+            }
+        }
+    }
+
+    /// A `{"message":"subscribe"}` on the socket: adds the permitted topics and queues the
+    /// reply (404 when the socket no longer owns a live channel).
+    pub(crate) fn subscribe_on_socket(
+        &self,
+        channel_id: &str,
+        socket_id: u64,
+        topics: Vec<String>,
+        correlation_id: Option<&serde_json::Value>,
+        reply_to: &SocketTx,
+    ) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let channel = state.channels.iter_mut().find(|c| {
+            c.id == channel_id && c.is_alive(now) && c.socket.as_ref().is_some_and(|(id, _)| *id == socket_id)
+        });
+        let alive = match channel {
+            Some(channel) => {
+                let permitted = topics.into_iter().filter(|t| protocol::check_topic(t).is_ok());
+                let mut wanted = channel.topics.clone();
+                wanted.extend(permitted);
+                if wanted.len() <= MAX_TOPICS {
+                    channel.topics = wanted;
+                }
+                true
+            }
+            None => false,
+        };
+        reply_to.offer(Outbound::Control(
+            protocol::subscribe_reply(alive, correlation_id).into(),
+        ));
+        if alive {
+            self.wake_playback(&state);
+        }
+    }
+
+    /// When the socket's channel expires, or `None` once the socket no longer owns a live
+    /// channel (replaced, evicted, expired).
+    pub(crate) fn socket_deadline(&self, channel_id: &str, socket_id: u64) -> Option<Instant> {
+        self.lock()
+            .channels
+            .iter()
+            .find(|c| c.id == channel_id && c.socket.as_ref().is_some_and(|(id, _)| *id == socket_id))
+            .map(|c| c.expires_at)
+    }
+
+    /// Drops an expired channel and closes its socket.
+    pub(crate) fn expire_channel(&self, channel_id: &str) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if let Some(index) = state
+            .channels
+            .iter()
+            .position(|c| c.id == channel_id && !c.is_alive(now))
+        {
+            if let Some(mut channel) = state.channels.remove(index) {
+                channel.close_socket("channel expired");
+            }
+        }
+    }
+
+    pub(crate) fn next_socket_id(&self) -> u64 {
+        self.next_socket.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// A seeded correlation id for frames built outside [`Hub::publish`].
+    pub(crate) fn correlation_id(&self) -> String {
+        seeded_uuid(&mut self.lock().rng)
+    }
+
+    // ---- Analytics stream ---------------------------------------------------------------
+
+    /// Registers an analytics socket as soon as it opens, so `close_all` reaches it.
+    pub(crate) fn register_socket(&self, socket_id: u64, tx: SocketTx) {
+        self.live_sockets.fetch_add(1, Ordering::SeqCst);
+        self.lock().sockets.insert(socket_id, tx);
+    }
+
+    /// Sets (or replaces) an analytics socket's filter and queues `{"status":"subscribed"}`
+    /// ahead of any event it matches.
+    pub(crate) fn subscribe_analytics(&self, socket_id: u64, tx: &SocketTx, filter: AnalyticsFilter) {
+        let mut state = self.lock();
+        tx.offer(Outbound::Control(protocol::ANALYTICS_SUBSCRIBED.into()));
+        state.analytics.insert(
+            socket_id,
+            AnalyticsListener {
+                tx: tx.clone(),
+                filter,
+            },
+        );
+        self.wake_playback(&state);
+    }
+
+    // ---- Playback ----------------------------------------------------------------------
+
+    /// Plays one transition: updates the conversation store and queues its frames on
+    /// every socket with a matching subscription.
+    pub(crate) fn publish(&self, step: &Step) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.record(step);
+
+        let topics = protocol::topics_for(step);
+        let mut bodies: [Option<String>; 3] = [None, None, None];
+        let duplicates = self.settings.duplicates;
+        for channel in &state.channels {
+            let Some((_, tx)) = &channel.socket else {
+                continue;
+            };
+            for (topic, kind) in &topics {
+                if !channel.topics.contains(topic) {
+                    continue;
+                }
+                let body = bodies[body_slot(*kind)].get_or_insert_with(|| protocol::body(*kind, step));
+                let correlation_id = seeded_uuid(&mut state.rng);
+                let frame: Arc<str> = protocol::notification(topic, body, &correlation_id).into();
+                send_data(tx, frame, duplicates, &mut state.rng);
+            }
+        }
+
+        if state.analytics.is_empty() {
+            return;
+        }
+        let Some(event) = protocol::analytics_event(step) else {
+            return;
+        };
+        let frame: Arc<str> = event.into();
+        for listener in state.analytics.values() {
+            if listener.filter.matches(&step.conversation) {
+                send_data(&listener.tx, frame.clone(), duplicates, &mut state.rng);
+            }
+        }
+    }
+
+    /// The conversation as it stands now, in the full snapshot shape.
+    pub(crate) fn conversation(&self, conversation_id: &str) -> Option<String> {
+        let state = self.lock();
+        let order = state.order_by_id.get(conversation_id)?;
+        let played = state.conversations.get(order)?;
+        Some(protocol::full_snapshot(&played.conversation, played.played))
+    }
+
+    /// Every conversation played so far, in start order.
+    pub(crate) fn truth(&self) -> Vec<TimelineRecord> {
+        self.lock()
+            .conversations
+            .values()
+            .map(|p| generator::timeline(&p.conversation, p.played))
+            .collect()
+    }
+
+    /// Sockets whose client has not closed its end yet.
+    pub(crate) fn live_sockets(&self) -> u64 {
+        self.live_sockets.load(Ordering::SeqCst)
+    }
+
+    /// Closes every socket (the simulator is stopping).
+    pub(crate) fn close_all(&self) {
+        let mut state = self.lock();
+        for (_, tx) in state.sockets.drain() {
+            tx.offer(Outbound::Close(Some(CloseReason {
+                code: CloseCode::Away,
+                description: Some("simulator stopping".to_owned()),
+            })));
+        }
+        state.analytics.clear();
+        for channel in &mut state.channels {
+            channel.socket = None;
+        }
+    }
+}
+
+impl State {
+    fn record(&mut self, step: &Step) {
+        let conversation = &step.conversation;
+        if let Some(order) = self.order_by_id.get(&conversation.id) {
+            if let Some(played) = self.conversations.get_mut(order) {
+                played.played = played.played.max(step.played());
+            }
+            return;
+        }
+        let order = self.next_order;
+        self.next_order += 1;
+        self.order_by_id.insert(conversation.id.clone(), order);
+        self.conversations.insert(
+            order,
+            Played {
+                conversation: conversation.clone(),
+                played: step.played(),
+            },
+        );
+        if self.conversations.len() > MAX_RETAINED {
+            // The oldest conversation ended long ago in any realistic run; an open one is
+            // kept until it has ended.
+            if let Some(entry) = self.conversations.first_entry() {
+                let oldest = entry.get();
+                if oldest.played == oldest.conversation.transitions.len() {
+                    let played = entry.remove();
+                    self.order_by_id.remove(&played.conversation.id);
+                }
+            }
+        }
+    }
+}
+
+fn body_slot(kind: BodyKind) -> usize {
+    match kind {
+        BodyKind::Full => 0,
+        BodyKind::Flat => 1,
+        BodyKind::Detail => 2,
+    }
+}
+
+fn permitted(entities: &[TopicState]) -> BTreeSet<String> {
+    entities
+        .iter()
+        .filter(|e| e.rejection.is_none())
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// Queues a data frame, and with `duplicates` on sometimes queues it twice, verbatim.
+fn send_data(tx: &SocketTx, frame: Arc<str>, duplicates: bool, rng: &mut ChaCha8Rng) {
+    if duplicates && rng.random_bool(DUPLICATE_RATE) {
+        tx.offer(Outbound::Data(frame.clone()));
+    }
+    tx.offer(Outbound::Data(frame));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::generator::Generator;
+
+    fn hub() -> Hub {
+        let config = SimConfig::default();
+        Hub::new(
+            Settings::from_config(&config),
+            Arc::new(Outlet::new(None).unwrap()),
+        )
+    }
+
+    #[test]
+    fn tokens_are_valid_until_they_expire() {
+        let hub = hub();
+        let (token, expires_in) = hub.issue_token();
+        assert_eq!(expires_in, 86_400);
+        assert!(hub.token_is_valid(&token));
+        assert!(!hub.token_is_valid("sim-unknown"));
+    }
+
+    #[test]
+    fn the_twenty_first_channel_evicts_the_oldest() {
+        let hub = hub();
+        let first = hub.create_channel();
+        assert!(first.id.starts_with("streaming-0-"));
+        for _ in 0..MAX_CHANNELS {
+            hub.create_channel();
+        }
+        assert!(!hub.channel_is_alive(&first.id));
+        assert_eq!(hub.lock().channels.len(), MAX_CHANNELS);
+    }
+
+    #[test]
+    fn subscriptions_replace_add_list_and_reject() {
+        let hub = hub();
+        let channel = hub.create_channel().id;
+        let queue = "v2.routing.queues.q.conversations".to_owned();
+        let user = "v2.users.u.conversations.calls".to_owned();
+        let entities = hub
+            .subscriptions(
+                &channel,
+                SubscriptionOp::Replace,
+                vec![queue.clone(), "v2.bogus".to_owned()],
+            )
+            .unwrap();
+        assert_eq!(entities.len(), 2);
+        assert_eq!(entities[0].rejection, None);
+        assert!(entities[1].rejection.is_some());
+        hub.subscriptions(&channel, SubscriptionOp::Add, vec![user.clone()])
+            .unwrap();
+        let listed = hub
+            .subscriptions(&channel, SubscriptionOp::List, Vec::new())
+            .unwrap();
+        let ids: Vec<&str> = listed.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec![queue.as_str(), user.as_str()]);
+        hub.subscriptions(&channel, SubscriptionOp::RemoveAll, Vec::new())
+            .unwrap();
+        assert!(hub
+            .subscriptions(&channel, SubscriptionOp::List, Vec::new())
+            .unwrap()
+            .is_empty());
+        let too_many = (0..=MAX_TOPICS)
+            .map(|n| format!("v2.users.u{n}.conversations"))
+            .collect();
+        assert_eq!(
+            hub.subscriptions(&channel, SubscriptionOp::Replace, too_many),
+            Err(SubscriptionError::TooManyTopics)
+        );
+        assert_eq!(
+            hub.subscriptions("streaming-0-nope", SubscriptionOp::List, Vec::new()),
+            Err(SubscriptionError::UnknownChannel)
+        );
+    }
+
+    #[test]
+    fn truth_lists_conversations_in_start_order_as_played() {
+        let hub = hub();
+        let steps: Vec<Step> = Generator::new(4, &[], 6, 3).collect();
+        for step in &steps {
+            hub.publish(step);
+        }
+        let truth = hub.truth();
+        assert_eq!(truth.len(), 6);
+        assert!(truth.iter().all(|t| t.complete));
+        for pair in truth.windows(2) {
+            assert!(pair[0].started_at <= pair[1].started_at);
+        }
+        let first = &truth[0].conversation_id;
+        let snapshot = hub.conversation(first).expect("played conversation");
+        assert!(snapshot.contains(first.as_str()));
+        assert!(hub.conversation("unknown").is_none());
+    }
+}

@@ -1,0 +1,190 @@
+//! The embedded Genesys Cloud simulator (DESIGN.md, "The simulator").
+//!
+//! One actix-web server on one port plays a small Genesys Cloud: OAuth client credentials,
+//! notification channels and their subscriptions, the streaming WebSocket at each
+//! channel's `connectUri`, conversation backfill, and the analytics-stream dialect. A
+//! seeded generator plays realistic conversations through it, and `/sim/truth` (or
+//! [`SimHandle::truth`]) tells what a perfect client would have reconstructed.
+//!
+//! How it fits together:
+//! - `generator` — pure and seeded: scripts conversations, hands out transitions in
+//!   event-time order, renders the ground truth.
+//! - `protocol` — pure: topic names and every frame body, written from GENESYS.md without
+//!   the daemon's decoders.
+//! - `hub` — the service's state behind one lock; decides which socket gets which frame.
+//! - `playback` — paces the generator into the hub at `rate` transitions per second.
+//! - `server` and `sockets` — the HTTP handlers and the two WebSocket dialogs.
+//! - `outbound` — one queue and writer per socket: reordering, binary frames, the record
+//!   file, counters.
+
+mod generator;
+mod hub;
+mod outbound;
+mod playback;
+mod protocol;
+mod server;
+mod sockets;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use timelined_actors::record::TimelineRecord;
+
+pub use generator::{user_pool, User};
+
+/// The queues conversations are routed through unless told otherwise.
+pub const DEFAULT_QUEUES: [&str; 2] = [
+    "5f0c3a7e-1b6d-4e0a-9c2f-3d8b7a41e6c1",
+    "a2d94b18-6e37-4c5b-8f10-7b2e9c0d4a53",
+];
+
+/// How long [`SimHandle::stop`] waits for clients to answer the Close it sent.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// How to run a simulator; see [`SimConfig::default`] for the defaults.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Where to listen; `127.0.0.1:0` picks a free port (read it back from [`SimHandle::addr`]).
+    pub listen: SocketAddr,
+    pub seed: u64,
+    /// Conversations to play; 0 = endless.
+    pub conversations: u64,
+    /// Transitions (joins and leaves, missed alerts included) per second of wall time,
+    /// across all conversations; 0 = as fast as possible.
+    pub rate: u32,
+    /// Queue ids conversations are routed through; empty = [`DEFAULT_QUEUES`].
+    pub queues: Vec<String>,
+    /// Write every text frame sent on any socket to this file, one per line, as sent.
+    pub record: Option<PathBuf>,
+    /// Deliver data frames slightly out of order (shuffled in groups of ≤ 4, held ≤ 60 ms).
+    pub reorder: bool,
+    /// Send about 5 % of data frames twice, verbatim.
+    pub duplicates: bool,
+    /// Server heartbeat on notification sockets; RFC 6455 ping on analytics sockets.
+    pub heartbeat_interval: Duration,
+    /// `expires_in` of issued tokens (and how long they are honoured).
+    pub token_lifetime: Duration,
+    /// How long a channel lives unless re-subscribed.
+    pub channel_lifetime: Duration,
+    /// Conversations in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 1,
+            conversations: 0,
+            rate: 200,
+            queues: DEFAULT_QUEUES.iter().map(|q| q.to_string()).collect(),
+            record: None,
+            reorder: false,
+            duplicates: false,
+            heartbeat_interval: Duration::from_secs(30),
+            token_lifetime: Duration::from_secs(86_400),
+            channel_lifetime: Duration::from_secs(24 * 60 * 60),
+            concurrency: 50,
+        }
+    }
+}
+
+/// Starts the server and the (idle until somebody listens) generator. Must be called
+/// inside a running actix System / actix-rt runtime; playback runs on it.
+pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
+    let outlet = Arc::new(outbound::Outlet::new(config.record.as_deref())?);
+    let hub = Arc::new(hub::Hub::new(hub::Settings::from_config(&config), outlet));
+    let data = web::Data::from(hub.clone());
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(server::routes))
+        .workers(1)
+        // The daemon owns SIGTERM/SIGINT; the simulator stops when told to.
+        .disable_signals()
+        .bind(config.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| io::Error::other("the simulator bound no address"))?;
+    let server = server.run();
+    let server_handle = server.handle();
+    let server_task = actix_rt::spawn(server);
+
+    let generator = generator::Generator::new(
+        config.seed,
+        &config.queues,
+        config.conversations,
+        config.concurrency,
+    );
+    let playback = actix_rt::spawn(playback::run(hub.clone(), generator, config.rate));
+    Ok(SimHandle {
+        addr,
+        seed: config.seed,
+        hub,
+        server: server_handle,
+        server_task,
+        playback,
+    })
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    addr: SocketAddr,
+    seed: u64,
+    hub: Arc<hub::Hub>,
+    server: ServerHandle,
+    server_task: actix_rt::task::JoinHandle<io::Result<()>>,
+    playback: actix_rt::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the API, login and analytics-stream base URL at once.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every conversation played so far, in start order (as `GET /sim/truth`).
+    pub fn truth(&self) -> Vec<TimelineRecord> {
+        self.hub.truth()
+    }
+
+    /// The user ids agents are drawn from, for subscribing to user topics.
+    pub fn user_ids(&self) -> Vec<String> {
+        user_pool(self.seed).into_iter().map(|u| u.id).collect()
+    }
+
+    /// True once every conversation (of a finite run) has been played and every frame
+    /// it produced has been sent (and recorded). Never true for an endless run.
+    pub fn finished(&self) -> bool {
+        self.hub.finished()
+    }
+
+    /// Text and binary frames sent on every socket so far (not RFC 6455 control frames).
+    pub fn frames_sent(&self) -> u64 {
+        self.hub.outlet().frames_sent()
+    }
+
+    /// Stops playback, sends every socket a Close, gives clients a moment to answer it,
+    /// then stops the server (dropping idle keep-alive connections and any client that
+    /// did not answer).
+    pub async fn stop(self) {
+        self.playback.abort();
+        self.hub.close_all();
+        // actix-server's own graceful stop re-checks open connections only once a
+        // second; the closing handshake is what matters here, so wait for that instead.
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while self.hub.live_sockets() > 0 && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.server.stop(false).await;
+        let _ = self.server_task.await;
+    }
+}
