@@ -53,13 +53,7 @@ pub fn demo(duration: Option<Duration>, rate: u32, seed: u64, dialect: Dialect) 
     let (log, _guard) = telemetry::logger(LogFormat::Text, LogLevel::Info);
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let config = SimConfig {
-            seed,
-            rate,
-            reorder: true,
-            duplicates: true,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { seed, rate, reorder: true, duplicates: true, ..SimConfig::default() };
         let queues = config.queues.clone();
         let simulator = sim::start(config).await?;
         info!(log, "simulator listening"; "url" => simulator.base_url());
@@ -113,8 +107,5 @@ pub fn replay(input: impl std::io::BufRead, dialect: Dialect) -> anyhow::Result<
 
 /// A JSONL sink at `path`, for tests and the demo.
 pub fn jsonl_sink(path: std::path::PathBuf) -> SinkSettings {
-    SinkSettings {
-        kind: crate::settings::SinkKind::Jsonl,
-        path,
-    }
+    SinkSettings { kind: crate::settings::SinkKind::Jsonl, path }
 }

@@ -7,27 +7,25 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use slog::{info, o, Logger};
 use std::sync::Arc;
+use timelined_actors::backfill::actor::{BackfillActor, BackfillConfig};
 use timelined_actors::connection::actor::{ConnectionActor, ConnectionConfig, ConnectionLinks, Shutdown};
 use timelined_actors::connection::Liveness;
 use timelined_actors::consumer::actor::{ConsumerActor, Flush, Publication};
 use timelined_actors::consumer::{JsonlOutput, LogOutput, Output};
+use timelined_actors::health::Health;
 use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
 use timelined_actors::mailbox::{Inbox, Mailbox};
 use timelined_actors::metrics::{Metrics, Stage};
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
-use timelined_actors::timeline::actor::{CloseAll, TimelineActor};
+use timelined_actors::timeline::actor::{CloseAll, TimelineActor, TimelineActorConfig, TimelineLinks};
 use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("sinks[{index}].path: cannot open {path}: {source}")]
-    Sink {
-        index: usize,
-        path: String,
-        source: std::io::Error,
-    },
+    Sink { index: usize, path: String, source: std::io::Error },
     #[error("genesys.client_secret: not set")]
     NoSecret,
 }
@@ -38,6 +36,8 @@ pub struct Daemon {
     /// Every open timeline, read-only for the HTTP side.
     pub timelines: Arc<DashMap<String, Timeline>>,
     pub liveness: Arc<Liveness>,
+    pub health: Arc<Health>,
+    stale_timeout: std::time::Duration,
     connection: Addr<ConnectionActor>,
     timeline: Addr<TimelineActor>,
     consumers: Vec<Addr<ConsumerActor>>,
@@ -71,11 +71,8 @@ impl Daemon {
         let timelines = Arc::new(DashMap::new());
         let liveness = Arc::new(Liveness::default());
         let gaps = Arc::new(GapLedger::default());
-        let secret = settings
-            .genesys
-            .client_secret
-            .clone()
-            .ok_or(DaemonError::NoSecret)?;
+        let health = Arc::new(Health::default());
+        let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
 
         let mut consumers = Vec::new();
         let mut publications = Vec::new();
@@ -105,18 +102,6 @@ impl Daemon {
             consumers.push(consumer);
         }
 
-        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
-        let timeline = {
-            let book = TimelineBook::new(timeline_rules(settings), timelines.clone());
-            let (inbox, gaps, metrics, log) =
-                (timeline_inbox.clone(), gaps.clone(), metrics.clone(), log.clone());
-            let tick = settings.pipeline.tick;
-            TimelineActor::create(move |ctx| {
-                ctx.set_mailbox_capacity(inbox.capacity());
-                TimelineActor::new(book, inbox, publications, gaps, tick, metrics, log)
-            })
-        };
-
         let tokens = TokenActor::new(
             TokenConfig {
                 login_base: settings.genesys.login_base(),
@@ -124,14 +109,46 @@ impl Daemon {
                 client_secret: secret,
                 refresh_margin: settings.genesys.token_refresh_margin,
                 request_timeout: settings.genesys.request_timeout,
+                backoff_initial: settings.reconnect.initial_backoff,
+                backoff_max: settings.reconnect.max_backoff,
             },
+            health.clone(),
             metrics.clone(),
             log.new(o!("actor" => "token")),
         )
         .start();
 
-        // Heartbeat and subscription need the connection's address and it needs theirs:
-        // their contexts exist first, the actors run once the connection has started.
+        // The timeline and the backfill worker need each other's address, and heartbeat and
+        // subscription need the connection's as it needs theirs: their contexts exist
+        // first, the actors run once what they point at has started.
+        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
+        let mut timeline_context = Context::<TimelineActor>::new();
+        timeline_context.set_mailbox_capacity(timeline_inbox.capacity());
+        let timeline = timeline_context.address();
+        let backfill = BackfillActor::new(
+            BackfillConfig {
+                api_base: settings.genesys.api_base(),
+                request_timeout: settings.genesys.request_timeout,
+                concurrency: settings.backfill.concurrency,
+                max_attempts: settings.backfill.max_attempts,
+                backoff_initial: settings.reconnect.initial_backoff,
+                backoff_max: settings.reconnect.max_backoff,
+            },
+            tokens.clone(),
+            timeline.clone().recipient(),
+            metrics.clone(),
+            log.new(o!("actor" => "backfill")),
+        )
+        .start();
+        timeline_context.run(TimelineActor::new(
+            TimelineBook::new(timeline_rules(settings), timelines.clone()),
+            timeline_inbox.clone(),
+            TimelineLinks { consumers: publications, gaps: gaps.clone(), backfill: Some(backfill.recipient()) },
+            TimelineActorConfig { tick_interval: settings.pipeline.tick, gap_grace: settings.pipeline.gap_grace },
+            metrics.clone(),
+            log.new(o!("actor" => "timeline")),
+        ));
+
         let heartbeat_context = Context::<HeartbeatActor>::new();
         let subscription_context = Context::<SubscriptionActor>::new();
         let links = ConnectionLinks {
@@ -140,6 +157,7 @@ impl Daemon {
             pong: heartbeat_context.address().recipient(),
             channel_lost: subscription_context.address().recipient(),
             channel_closing: subscription_context.address().recipient(),
+            socket_gap: timeline.clone().recipient(),
             tokens: tokens.clone(),
         };
         let connection_config = ConnectionConfig {
@@ -149,11 +167,8 @@ impl Daemon {
             backoff_max: settings.reconnect.max_backoff,
         };
         let connection = {
-            let (liveness, metrics, log) = (
-                liveness.clone(),
-                metrics.clone(),
-                log.new(o!("actor" => "connection")),
-            );
+            let (liveness, metrics, log) =
+                (liveness.clone(), metrics.clone(), log.new(o!("actor" => "connection")));
             Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
         };
         heartbeat_context.run(HeartbeatActor::new(
@@ -183,25 +198,31 @@ impl Daemon {
             },
             tokens,
             connection.clone().recipient(),
+            health.clone(),
             log.new(o!("actor" => "subscription")),
         ));
 
-        let metrics_line = actix_rt::spawn(metrics_line(
-            metrics.clone(),
-            settings.log.metrics_interval,
-            log.clone(),
-        ));
+        let metrics_line =
+            actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
         info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base());
+        let stale_timeout = settings.heartbeat.stale_timeout;
         Ok(Daemon {
             metrics,
             timelines,
             liveness,
+            health,
+            stale_timeout,
             connection,
             timeline,
             consumers,
             metrics_line,
             log,
         })
+    }
+
+    /// `Ok` when subscribed with a fresh socket; else why not (for `/readyz`).
+    pub fn readiness(&self) -> Result<(), String> {
+        self.health.readiness(&self.liveness, self.stale_timeout)
     }
 
     /// Stop reading, publish and close what is open, flush every output.

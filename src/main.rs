@@ -128,22 +128,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(&config)?;
             cli::run(settings)
         }
-        Command::Demo {
-            duration,
-            rate,
-            seed,
-            dialect,
-        } => cli::demo(duration, rate, seed, dialect.into()),
-        Command::Simulate {
-            listen,
-            seed,
-            conversations,
-            rate,
-            queues,
-            record,
-            reorder,
-            duplicates,
-        } => {
+        Command::Demo { duration, rate, seed, dialect } => cli::demo(duration, rate, seed, dialect.into()),
+        Command::Simulate { listen, seed, conversations, rate, queues, record, reorder, duplicates } => {
             let mut config = sim::SimConfig {
                 listen,
                 seed,

@@ -30,9 +30,7 @@ pub fn replay(input: impl BufRead, dialect: Dialect, rules: TimelineRules) -> st
         match wire::decode(dialect, RawFrame::Text(line.as_bytes())) {
             Ok(Decoded::Events(decoded)) => {
                 for rejection in decoded.rejected {
-                    report
-                        .bad_lines
-                        .push((index + 1, rejection.reason, rejection.detail));
+                    report.bad_lines.push((index + 1, rejection.reason, rejection.detail));
                 }
                 for event in decoded.events {
                     book.apply(event, now);
@@ -42,12 +40,8 @@ pub fn replay(input: impl BufRead, dialect: Dialect, rules: TimelineRules) -> st
             Err(error) => report.bad_lines.push((index + 1, error.reason, error.detail)),
         }
     }
-    let mut timelines: Vec<TimelineRecord> = book
-        .close_all(now)
-        .closed
-        .into_iter()
-        .map(|(record, _)| record)
-        .collect();
+    let mut timelines: Vec<TimelineRecord> =
+        book.close_all(now).closed.into_iter().map(|(record, _)| record).collect();
     timelines.sort_by(|a, b| (a.started_at, &a.conversation_id).cmp(&(b.started_at, &b.conversation_id)));
     report.timelines = timelines;
     Ok(report)

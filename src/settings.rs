@@ -39,6 +39,7 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub heartbeat: HeartbeatSettings,
     pub reconnect: ReconnectSettings,
+    pub backfill: BackfillSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
     pub sinks: Vec<SinkSettings>,
@@ -82,15 +83,11 @@ impl Default for GenesysSettings {
 
 impl GenesysSettings {
     pub fn api_base(&self) -> String {
-        self.api_base
-            .clone()
-            .unwrap_or_else(|| format!("https://api.{}", self.region))
+        self.api_base.clone().unwrap_or_else(|| format!("https://api.{}", self.region))
     }
 
     pub fn login_base(&self) -> String {
-        self.login_base
-            .clone()
-            .unwrap_or_else(|| format!("https://login.{}", self.region))
+        self.login_base.clone().unwrap_or_else(|| format!("https://login.{}", self.region))
     }
 }
 
@@ -122,6 +119,10 @@ pub struct PipelineSettings {
     #[serde(with = "duration")]
     pub tick: Duration,
     pub max_frame_bytes: usize,
+    /// After an outage, conversations first seen within this long are presumed to have
+    /// begun while nobody listened, and are backfilled.
+    #[serde(with = "duration")]
+    pub gap_grace: Duration,
 }
 
 impl Default for PipelineSettings {
@@ -135,6 +136,7 @@ impl Default for PipelineSettings {
             tombstone_ttl: Duration::from_secs(3600),
             tick: Duration::from_millis(20),
             max_frame_bytes: 8 << 20,
+            gap_grace: Duration::from_secs(30),
         }
     }
 }
@@ -151,10 +153,7 @@ pub struct HeartbeatSettings {
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings {
-            ping_interval: Duration::from_secs(15),
-            stale_timeout: Duration::from_secs(45),
-        }
+        HeartbeatSettings { ping_interval: Duration::from_secs(15), stale_timeout: Duration::from_secs(45) }
     }
 }
 
@@ -181,15 +180,28 @@ impl Default for ReconnectSettings {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct BackfillSettings {
+    /// REST calls in flight at once (`GET /api/v2/conversations/{id}`).
+    pub concurrency: usize,
+    /// Tries per conversation before its gap is left unhealed.
+    pub max_attempts: u32,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings { concurrency: 4, max_attempts: 6 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub listen: String,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings {
-            listen: "127.0.0.1:9464".into(),
-        }
+        HttpSettings { listen: "127.0.0.1:9464".into() }
     }
 }
 
@@ -249,43 +261,26 @@ pub struct SinkSettings {
 pub enum SettingsError {
     // The cause is part of the one-line message, not a separate `caused by`.
     #[error("{file}: {error}")]
-    Load {
-        file: String,
-        error: config::ConfigError,
-    },
+    Load { file: String, error: config::ConfigError },
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
     #[error("{key}: cannot read {path}: {error}")]
-    SecretFile {
-        key: String,
-        path: String,
-        error: std::io::Error,
-    },
+    SecretFile { key: String, path: String, error: std::io::Error },
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
+    SettingsError::Invalid { key: key.into(), message: message.into() }
 }
 
 const ENV_PREFIX: &str = "TIMELINED";
-const LIST_KEYS: &[&str] = &[
-    "subscription.queues",
-    "subscription.users",
-    "subscription.conversations",
-    "subscription.media",
-];
+const LIST_KEYS: &[&str] =
+    &["subscription.queues", "subscription.users", "subscription.conversations", "subscription.media"];
 
 impl Settings {
     /// Load from a TOML file and the process environment, resolve the secret, validate.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         let file = path.display().to_string();
-        let load_error = |error| SettingsError::Load {
-            file: file.clone(),
-            error,
-        };
+        let load_error = |error| SettingsError::Load { file: file.clone(), error };
         let file_only = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .build()
@@ -317,9 +312,8 @@ impl Settings {
 
     /// Fill the secret from its sources (systemd credential first) and validate.
     pub fn resolved(mut self, credentials_directory: Option<PathBuf>) -> Result<Settings, SettingsError> {
-        let from_credentials = credentials_directory
-            .map(|dir| dir.join("client_secret"))
-            .filter(|p| p.exists());
+        let from_credentials =
+            credentials_directory.map(|dir| dir.join("client_secret")).filter(|p| p.exists());
         let secret_file = from_credentials.or_else(|| self.genesys.client_secret_file.clone());
         if let Some(path) = secret_file {
             let text = std::fs::read_to_string(&path).map_err(|error| SettingsError::SecretFile {
@@ -336,10 +330,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let genesys = &self.genesys;
         if genesys.client_id.trim().is_empty() {
-            return Err(invalid(
-                "genesys.client_id",
-                "must be set (the OAuth client-credentials client id)",
-            ));
+            return Err(invalid("genesys.client_id", "must be set (the OAuth client-credentials client id)"));
         }
         if genesys.client_secret.as_ref().is_none_or(Secret::is_empty) {
             return Err(invalid(
@@ -359,10 +350,9 @@ impl Settings {
                 ),
             ));
         }
-        for (key, base) in [
-            ("genesys.api_base", &genesys.api_base),
-            ("genesys.login_base", &genesys.login_base),
-        ] {
+        for (key, base) in
+            [("genesys.api_base", &genesys.api_base), ("genesys.login_base", &genesys.login_base)]
+        {
             if let Some(base) = base {
                 if !(base.starts_with("http://") || base.starts_with("https://")) {
                     return Err(invalid(key, format!("{base:?} is not an http(s) URL")));
@@ -394,6 +384,8 @@ impl Settings {
             ("pipeline.timeline_mailbox", pipeline.timeline_mailbox),
             ("pipeline.consumer_mailbox", pipeline.consumer_mailbox),
             ("pipeline.max_frame_bytes", pipeline.max_frame_bytes),
+            ("backfill.concurrency", self.backfill.concurrency),
+            ("backfill.max_attempts", self.backfill.max_attempts as usize),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -414,10 +406,7 @@ impl Settings {
             }
         }
         if self.heartbeat.stale_timeout <= self.heartbeat.ping_interval {
-            return Err(invalid(
-                "heartbeat.stale_timeout",
-                "must be longer than heartbeat.ping_interval",
-            ));
+            return Err(invalid("heartbeat.stale_timeout", "must be longer than heartbeat.ping_interval"));
         }
         if self.reconnect.max_backoff < self.reconnect.initial_backoff {
             return Err(invalid(
@@ -426,10 +415,7 @@ impl Settings {
             ));
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "http.listen",
-                format!("{:?} is not an address:port", self.http.listen),
-            ));
+            return Err(invalid("http.listen", format!("{:?} is not an address:port", self.http.listen)));
         }
         Ok(())
     }
@@ -479,27 +465,18 @@ mod tests {
 
     fn minimal(dir: &Path) -> PathBuf {
         std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
-        write(
-            dir,
-            &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()),
-        )
+        write(dir, &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()))
     }
 
     #[test]
     fn defaults_file_and_secret_file() {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings::load(&minimal(dir.path())).unwrap();
-        assert_eq!(
-            settings.genesys.client_secret.as_ref().map(Secret::expose),
-            Some("s3cret")
-        );
+        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
         assert_eq!(settings.genesys.api_base(), "https://api.mypurecloud.com");
         assert_eq!(settings.pipeline.reorder_window, Duration::from_millis(200));
         let printed = settings.to_toml();
-        assert!(
-            printed.contains("[redacted]") && !printed.contains("s3cret"),
-            "{printed}"
-        );
+        assert!(printed.contains("[redacted]") && !printed.contains("s3cret"), "{printed}");
     }
 
     #[test]
@@ -513,15 +490,9 @@ mod tests {
     #[test]
     fn a_secret_in_the_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(
-            dir.path(),
-            "[genesys]\nclient_id = \"a\"\nclient_secret = \"oops\"\n",
-        );
+        let path = write(dir.path(), "[genesys]\nclient_id = \"a\"\nclient_secret = \"oops\"\n");
         let error = Settings::load(&path).unwrap_err().to_string();
-        assert!(
-            error.starts_with("genesys.client_secret:") && !error.contains("oops"),
-            "{error}"
-        );
+        assert!(error.starts_with("genesys.client_secret:") && !error.contains("oops"), "{error}");
     }
 
     #[test]
@@ -534,10 +505,7 @@ mod tests {
         assert!(error.starts_with("pipeline.consumer_mailbox:"), "{error}");
         std::fs::write(&base, format!("{text}[heartbeat]\nping_interval = \"often\"\n")).unwrap();
         let error = Settings::load(&base).unwrap_err().to_string();
-        assert!(
-            error.contains("ping_interval") && error.contains("often"),
-            "{error}"
-        );
+        assert!(error.contains("ping_interval") && error.contains("often"), "{error}");
     }
 
     #[test]
@@ -550,9 +518,6 @@ mod tests {
         settings.genesys.client_id = "id".into();
         settings.subscription.queues = vec!["q".into()];
         let settings = settings.resolved(Some(credentials)).unwrap();
-        assert_eq!(
-            settings.genesys.client_secret.as_ref().map(Secret::expose),
-            Some("from-systemd")
-        );
+        assert_eq!(settings.genesys.client_secret.as_ref().map(Secret::expose), Some("from-systemd"));
     }
 }

@@ -22,12 +22,7 @@ pub fn logger(format: LogFormat, min_level: LogLevel) -> (Logger, LogGuard) {
     let drain: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match format {
         LogFormat::Text => {
             let decorator = slog_term::PlainDecorator::new(std::io::stderr());
-            Box::new(
-                slog_term::FullFormat::new(decorator)
-                    .use_utc_timestamp()
-                    .build()
-                    .ignore_res(),
-            )
+            Box::new(slog_term::FullFormat::new(decorator).use_utc_timestamp().build().ignore_res())
         }
         LogFormat::Json => Box::new(
             slog_json::Json::new(std::io::stderr())

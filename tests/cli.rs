@@ -44,14 +44,8 @@ fn assert_rejected(config_body: &str, key: &str) {
     for subcommand in ["check-config", "run"] {
         let output = timelined(&[subcommand, "--config", config.to_str().unwrap()], Some(SECRET));
         let text = stderr(&output);
-        assert!(
-            !output.status.success(),
-            "{subcommand} accepted a bad config: {text}"
-        );
-        assert!(
-            text.contains(key),
-            "{subcommand}: error does not name {key}: {text}"
-        );
+        assert!(!output.status.success(), "{subcommand} accepted a bad config: {text}");
+        assert!(text.contains(key), "{subcommand}: error does not name {key}: {text}");
         assert!(!text.contains(SECRET), "the secret leaked: {text}");
     }
 }
@@ -60,17 +54,11 @@ fn assert_rejected(config_body: &str, key: &str) {
 fn check_config_prints_effective_settings_with_the_secret_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), VALID);
-    let output = timelined(
-        &["check-config", "--config", config.to_str().unwrap()],
-        Some(SECRET),
-    );
+    let output = timelined(&["check-config", "--config", config.to_str().unwrap()], Some(SECRET));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(text.contains("client_id = \"my-client\""), "{text}");
-    assert!(
-        text.contains("reorder_window = \"200ms\""),
-        "defaults are shown: {text}"
-    );
+    assert!(text.contains("reorder_window = \"200ms\""), "defaults are shown: {text}");
     assert!(text.contains("[redacted]"), "{text}");
     assert!(!text.contains(SECRET) && !stderr(&output).contains(SECRET));
 }
@@ -94,34 +82,22 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn unknown_key_is_named() {
-    assert_rejected(
-        &format!("{VALID}\n[heartbeat]\nping_intervall = \"5s\"\n"),
-        "ping_intervall",
-    );
+    assert_rejected(&format!("{VALID}\n[heartbeat]\nping_intervall = \"5s\"\n"), "ping_intervall");
 }
 
 #[test]
 fn zero_capacity_is_named() {
-    assert_rejected(
-        &format!("{VALID}\n[pipeline]\ntimeline_mailbox = 0\n"),
-        "pipeline.timeline_mailbox",
-    );
+    assert_rejected(&format!("{VALID}\n[pipeline]\ntimeline_mailbox = 0\n"), "pipeline.timeline_mailbox");
 }
 
 #[test]
 fn bad_duration_is_named() {
-    assert_rejected(
-        &format!("{VALID}\n[pipeline]\nreorder_window = \"soonish\"\n"),
-        "reorder_window",
-    );
+    assert_rejected(&format!("{VALID}\n[pipeline]\nreorder_window = \"soonish\"\n"), "reorder_window");
 }
 
 #[test]
 fn unknown_dialect_is_named() {
-    assert_rejected(
-        &VALID.replace("client_id", "dialect = \"carrier-pigeon\"\nclient_id"),
-        "dialect",
-    );
+    assert_rejected(&VALID.replace("client_id", "dialect = \"carrier-pigeon\"\nclient_id"), "dialect");
 }
 
 #[test]
@@ -130,11 +106,7 @@ fn missing_secret_is_named() {
     let config = write_config(dir.path(), VALID);
     let output = timelined(&["check-config", "--config", config.to_str().unwrap()], None);
     assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("genesys.client_secret"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("genesys.client_secret"), "{}", stderr(&output));
 }
 
 #[test]
@@ -147,16 +119,9 @@ fn secret_in_the_file_is_refused_without_echoing_it() {
 
 #[test]
 fn missing_config_file_is_named() {
-    let output = timelined(
-        &["check-config", "--config", "/nonexistent/timelined.toml"],
-        Some(SECRET),
-    );
+    let output = timelined(&["check-config", "--config", "/nonexistent/timelined.toml"], Some(SECRET));
     assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("/nonexistent/timelined.toml"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("/nonexistent/timelined.toml"), "{}", stderr(&output));
 }
 
 #[test]
@@ -168,10 +133,7 @@ fn the_shipped_config_documents_every_key_with_its_default() {
         .replace("client_id = \"\"", "client_id = \"x\"")
         .replace("queues = []", "queues = [\"q\"]");
     let config = write_config(dir.path(), &text);
-    let output = timelined(
-        &["check-config", "--config", config.to_str().unwrap()],
-        Some(SECRET),
-    );
+    let output = timelined(&["check-config", "--config", config.to_str().unwrap()], Some(SECRET));
     assert!(output.status.success(), "{}", stderr(&output));
     let effective = String::from_utf8_lossy(&output.stdout);
     for line in effective.lines().filter(|l| {
@@ -181,9 +143,6 @@ fn the_shipped_config_documents_every_key_with_its_default() {
             && !l.contains("client_id")
             && !l.starts_with("queues")
     }) {
-        assert!(
-            text.contains(line),
-            "config/timelined.toml does not show the default `{line}`"
-        );
+        assert!(text.contains(line), "config/timelined.toml does not show the default `{line}`");
     }
 }

@@ -40,24 +40,14 @@ async fn play(
     let sink = temp_path(&dir, "timelines.jsonl");
     let sim = simulator(config).await;
     let daemon = Daemon::start(&settings_for(&sim, dialect, &sink), quiet_logger()).unwrap();
-    wait_until(
-        "the simulator to play every conversation",
-        Duration::from_secs(60),
-        || sim.finished(),
-    )
-    .await;
+    wait_until("the simulator to play every conversation", Duration::from_secs(60), || sim.finished()).await;
     let expected = sim.truth().len();
-    wait_until(
-        "every timeline to close into the sink",
-        Duration::from_secs(30),
-        || read_jsonl(&sink).len() >= expected,
-    )
+    wait_until("every timeline to close into the sink", Duration::from_secs(30), || {
+        read_jsonl(&sink).len() >= expected
+    })
     .await;
     assert_eq!(daemon.metrics.dropped_total(), 0, "nothing dropped at this rate");
-    assert!(
-        daemon.metrics.duplicate_events.get() > 0,
-        "the scenario did deliver duplicates"
-    );
+    assert!(daemon.metrics.duplicate_events.get() > 0, "the scenario did deliver duplicates");
     daemon.shutdown().await;
     let truth = sim.truth();
     let closed = read_jsonl(&sink);
@@ -77,19 +67,10 @@ async fn notifications_dialect_rebuilds_every_conversation_exactly_and_replay_ag
         truth.iter().filter(|t| pred(t)).count()
     };
     assert!(
-        shapes(&|t| t
-            .participants
-            .iter()
-            .filter(|p| p.purpose.as_deref() == Some("agent"))
-            .count()
-            >= 2)
-            > 0,
+        shapes(&|t| t.participants.iter().filter(|p| p.purpose.as_deref() == Some("agent")).count() >= 2) > 0,
         "transfers/conferences are in the mix"
     );
-    assert!(
-        shapes(&|t| t.media_types.contains(&"chat".to_string())) > 0,
-        "chat is in the mix"
-    );
+    assert!(shapes(&|t| t.media_types.contains(&"chat".to_string())) > 0, "chat is in the mix");
     assert_eq!(closed.len(), truth.len(), "each timeline is written once");
     let live = by_id(closed);
     assert_same_timelines("live notifications", &live, &by_id(truth));

@@ -24,13 +24,7 @@ fn contains_sim_token(text: &str) -> bool {
 async fn run_logs_timelines_and_never_a_secret() {
     install_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let sim = simulator(SimConfig {
-        seed: 3,
-        conversations: 30,
-        rate: 2000,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = simulator(SimConfig { seed: 3, conversations: 30, rate: 2000, ..SimConfig::default() }).await;
     let sink = dir.path().join("timelines.jsonl");
     let config = dir.path().join("timelined.toml");
     let queues: Vec<String> = DEFAULT_QUEUES.iter().map(|q| format!("{q:?}")).collect();
@@ -55,45 +49,27 @@ async fn run_logs_timelines_and_never_a_secret() {
         .unwrap();
 
     let expected = 30;
-    wait_until(
-        "the daemon to close every conversation",
-        Duration::from_secs(60),
-        || sim.finished() && read_jsonl(&sink).len() >= expected,
-    )
+    wait_until("the daemon to close every conversation", Duration::from_secs(60), || {
+        sim.finished() && read_jsonl(&sink).len() >= expected
+    })
     .await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let give_up = std::time::Instant::now() + Duration::from_secs(20);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(
-            std::time::Instant::now() < give_up,
-            "the daemon did not stop on SIGTERM"
-        );
+        assert!(std::time::Instant::now() < give_up, "the daemon did not stop on SIGTERM");
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     };
     sim.stop().await;
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(exit.success(), "exit {exit:?}; log:\n{log}");
-    assert!(
-        log.contains("participant joined") && log.contains("participant left"),
-        "{log}"
-    );
-    assert_eq!(
-        log.matches("timeline closed").count(),
-        expected,
-        "one summary line per conversation"
-    );
+    assert!(log.contains("participant joined") && log.contains("participant left"), "{log}");
+    assert_eq!(log.matches("timeline closed").count(), expected, "one summary line per conversation");
     assert!(!log.contains(SECRET), "the client secret leaked into the log");
     assert!(!contains_sim_token(&log), "an access token leaked into the log");
-    assert!(
-        !log.contains("streaming-0-"),
-        "the channel id leaked into the log"
-    );
+    assert!(!log.contains("streaming-0-"), "the channel id leaked into the log");
 }

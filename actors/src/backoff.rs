@@ -12,20 +12,13 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff {
-            initial,
-            max: max.max(initial),
-            attempt: 0,
-        }
+        Backoff { initial, max: max.max(initial), attempt: 0 }
     }
 
     /// The next delay: the exponential step `initial · 2^attempt` (capped at `max`), of
     /// which the upper half is jittered so that many clients do not retry in lockstep.
     pub fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
-        let step = self
-            .initial
-            .saturating_mul(1u32 << self.attempt.min(20))
-            .min(self.max);
+        let step = self.initial.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = step / 2;
         half + half.mul_f64(rng.random::<f64>())
@@ -58,10 +51,7 @@ mod tests {
                 step / 2
             );
         }
-        assert!(
-            delays[11] >= Duration::from_millis(2500),
-            "capped at max, not below half of it"
-        );
+        assert!(delays[11] >= Duration::from_millis(2500), "capped at max, not below half of it");
         backoff.reset();
         assert!(backoff.next_delay(&mut rng) <= Duration::from_millis(100));
     }

@@ -82,39 +82,20 @@ mod tests {
 
     #[test]
     fn fingerprint_depends_on_identity_only() {
-        let a = ParticipantEvent::new(
-            "c".into(),
-            "p".into(),
-            Action::Joined,
-            at(5),
-            EventDetails::default(),
-        );
+        let a = ParticipantEvent::new("c".into(), "p".into(), Action::Joined, at(5), EventDetails::default());
         let b = ParticipantEvent::new(
             "c".into(),
             "p".into(),
             Action::Joined,
             at(5),
-            EventDetails {
-                purpose: Some("agent".into()),
-                ..Default::default()
-            },
+            EventDetails { purpose: Some("agent".into()), ..Default::default() },
         );
         assert_eq!(a.fingerprint, b.fingerprint);
-        let left = ParticipantEvent::new(
-            "c".into(),
-            "p".into(),
-            Action::Left,
-            at(5),
-            EventDetails::default(),
-        );
+        let left =
+            ParticipantEvent::new("c".into(), "p".into(), Action::Left, at(5), EventDetails::default());
         assert_ne!(a.fingerprint, left.fingerprint);
-        let later = ParticipantEvent::new(
-            "c".into(),
-            "p".into(),
-            Action::Joined,
-            at(6),
-            EventDetails::default(),
-        );
+        let later =
+            ParticipantEvent::new("c".into(), "p".into(), Action::Joined, at(6), EventDetails::default());
         assert_ne!(a.fingerprint, later.fingerprint);
         // Field boundaries matter: ("ab","c") is not ("a","bc").
         assert_ne!(

@@ -17,10 +17,7 @@ pub struct BadInputLog {
 impl BadInputLog {
     /// A frame or field rejected as bad input.
     pub fn emit(&mut self, metrics: &Metrics, log: &Logger, reason: MalformedReason, detail: &str) {
-        metrics
-            .malformed_frames
-            .get_or_create(&MalformedLabels { reason })
-            .inc();
+        metrics.malformed_frames.get_or_create(&MalformedLabels { reason }).inc();
         if self.malformed_logged.insert(reason) {
             warn!(log, "bad input rejected (further ones of this kind are only counted)";
                 "reason" => reason.as_str(), "detail" => truncate(detail, 200));

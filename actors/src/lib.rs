@@ -4,10 +4,12 @@
 //! [`consumer`] rendering (timelines → output) — have no actix in them. The actors
 //! (`*/actor.rs`) move values between them and own the I/O; see `actors/README.md`.
 
+pub mod backfill;
 pub mod backoff;
 pub mod connection;
 pub mod consumer;
 pub mod event;
+pub mod health;
 pub mod heartbeat;
 pub mod http;
 pub mod internal_events;

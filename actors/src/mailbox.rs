@@ -29,12 +29,7 @@ pub struct Inbox {
 
 impl Inbox {
     pub fn new(stage: Stage, capacity: usize, metrics: &Metrics) -> Self {
-        Inbox {
-            stage,
-            capacity,
-            depth: Gauge::default(),
-            exported: metrics.depth_gauge(stage),
-        }
+        Inbox { stage, capacity, depth: Gauge::default(), exported: metrics.depth_gauge(stage) }
     }
 
     /// Count one more queued message; returns how many were queued before it.
@@ -83,11 +78,7 @@ where
     M::Result: Send,
 {
     pub fn new(recipient: Recipient<M>, inbox: Inbox, metrics: Arc<Metrics>) -> Self {
-        Mailbox {
-            recipient,
-            inbox,
-            metrics,
-        }
+        Mailbox { recipient, inbox, metrics }
     }
 
     pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
@@ -111,10 +102,7 @@ where
     fn drop(&self, message: M, reason: DropReason) -> Dropped<M> {
         self.metrics
             .events_dropped
-            .get_or_create(&crate::metrics::DropLabels {
-                stage: self.inbox.stage,
-                reason,
-            })
+            .get_or_create(&crate::metrics::DropLabels { stage: self.inbox.stage, reason })
             .inc_by(message.weight());
         Dropped { message, reason }
     }
@@ -160,19 +148,13 @@ mod tests {
         let receiver_seen = seen.clone();
         let addr = Counter::create(move |ctx| {
             ctx.set_mailbox_capacity(receiver_inbox.capacity());
-            Counter {
-                inbox: receiver_inbox,
-                seen: receiver_seen,
-            }
+            Counter { inbox: receiver_inbox, seen: receiver_seen }
         });
         let mailbox = Mailbox::new(addr.recipient(), inbox.clone(), metrics.clone());
         // No await between sends: the receiver is held (it cannot run) the whole time.
         let outcomes: Vec<bool> = (0..N + 10).map(|_| mailbox.send(Item).is_ok()).collect();
         assert_eq!(outcomes.iter().filter(|ok| **ok).count(), N);
-        assert!(
-            outcomes[..N].iter().all(|ok| *ok),
-            "the first N are the accepted ones"
-        );
+        assert!(outcomes[..N].iter().all(|ok| *ok), "the first N are the accepted ones");
         assert_eq!(metrics.dropped(Stage::Timeline, DropReason::MailboxFull), 10);
         assert_eq!(inbox.depth(), N as i64);
 
@@ -192,10 +174,7 @@ mod tests {
         let receiver_inbox = inbox.clone();
         let addr = Counter::create(move |ctx| {
             ctx.stop();
-            Counter {
-                inbox: receiver_inbox,
-                seen: Default::default(),
-            }
+            Counter { inbox: receiver_inbox, seen: Default::default() }
         });
         let mailbox = Mailbox::new(addr.clone().recipient(), inbox, metrics.clone());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

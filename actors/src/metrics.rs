@@ -158,20 +158,12 @@ impl Metrics {
         };
         for &stage in Stage::ALL {
             for &reason in DropReason::ALL {
-                drop(
-                    metrics
-                        .events_dropped
-                        .get_or_create(&DropLabels { stage, reason }),
-                );
+                drop(metrics.events_dropped.get_or_create(&DropLabels { stage, reason }));
             }
             drop(metrics.mailbox_depth.get_or_create(&ActorLabels { actor: stage }));
         }
         for reason in MalformedReason::ALL {
-            drop(
-                metrics
-                    .malformed_frames
-                    .get_or_create(&MalformedLabels { reason }),
-            );
+            drop(metrics.malformed_frames.get_or_create(&MalformedLabels { reason }));
         }
         for &cause in ReconnectCause::ALL {
             drop(metrics.reconnects.get_or_create(&CauseLabels { cause }));
@@ -186,16 +178,8 @@ impl Metrics {
             drop(metrics.timelines_closed.get_or_create(&ClosedLabels { complete }));
         }
         let r = &mut registry;
-        r.register(
-            "frames_received",
-            "WebSocket frames received",
-            metrics.frames_received.clone(),
-        );
-        r.register(
-            "events_received",
-            "Join/leave events decoded",
-            metrics.events_received.clone(),
-        );
+        r.register("frames_received", "WebSocket frames received", metrics.frames_received.clone());
+        r.register("events_received", "Join/leave events decoded", metrics.events_received.clone());
         r.register(
             "events_dropped",
             "Events dropped at a full or gone mailbox",
@@ -206,57 +190,21 @@ impl Metrics {
             "Frames or fields rejected as bad input",
             metrics.malformed_frames.clone(),
         );
-        r.register(
-            "reconnects",
-            "WebSocket reconnects by cause",
-            metrics.reconnects.clone(),
-        );
-        r.register(
-            "connection_up",
-            "1 while a streaming socket is open",
-            metrics.connection_up.clone(),
-        );
+        r.register("reconnects", "WebSocket reconnects by cause", metrics.reconnects.clone());
+        r.register("connection_up", "1 while a streaming socket is open", metrics.connection_up.clone());
         r.register(
             "heartbeat_rtt_seconds",
             "Round-trip time of the last ping",
             metrics.heartbeat_rtt_seconds.clone(),
         );
-        r.register(
-            "token_refreshes",
-            "OAuth token requests by outcome",
-            metrics.token_refreshes.clone(),
-        );
-        r.register(
-            "open_conversations",
-            "Timelines currently open",
-            metrics.open_conversations.clone(),
-        );
-        r.register(
-            "timelines_closed",
-            "Timelines closed",
-            metrics.timelines_closed.clone(),
-        );
-        r.register(
-            "late_events",
-            "Events published after a later one",
-            metrics.late_events.clone(),
-        );
-        r.register(
-            "duplicate_events",
-            "Events already seen (fingerprint)",
-            metrics.duplicate_events.clone(),
-        );
-        r.register(
-            "backfills",
-            "REST backfills by outcome",
-            metrics.backfills.clone(),
-        );
+        r.register("token_refreshes", "OAuth token requests by outcome", metrics.token_refreshes.clone());
+        r.register("open_conversations", "Timelines currently open", metrics.open_conversations.clone());
+        r.register("timelines_closed", "Timelines closed", metrics.timelines_closed.clone());
+        r.register("late_events", "Events published after a later one", metrics.late_events.clone());
+        r.register("duplicate_events", "Events already seen (fingerprint)", metrics.duplicate_events.clone());
+        r.register("backfills", "REST backfills by outcome", metrics.backfills.clone());
         r.register("gaps", "Conversations marked with a gap", metrics.gaps.clone());
-        r.register(
-            "mailbox_depth",
-            "Messages queued per actor mailbox",
-            metrics.mailbox_depth.clone(),
-        );
+        r.register("mailbox_depth", "Messages queued per actor mailbox", metrics.mailbox_depth.clone());
         r.register(
             "last_frame_timestamp_seconds",
             "Unix time of the last frame received",
@@ -277,26 +225,18 @@ impl Metrics {
     }
 
     pub fn dropped(&self, stage: Stage, reason: DropReason) -> u64 {
-        self.events_dropped
-            .get_or_create(&DropLabels { stage, reason })
-            .get()
+        self.events_dropped.get_or_create(&DropLabels { stage, reason }).get()
     }
 
     pub fn dropped_total(&self) -> u64 {
         Stage::ALL
             .iter()
-            .flat_map(|&stage| {
-                DropReason::ALL
-                    .iter()
-                    .map(move |&reason| self.dropped(stage, reason))
-            })
+            .flat_map(|&stage| DropReason::ALL.iter().map(move |&reason| self.dropped(stage, reason)))
             .sum()
     }
 
     pub fn malformed(&self, reason: MalformedReason) -> u64 {
-        self.malformed_frames
-            .get_or_create(&MalformedLabels { reason })
-            .get()
+        self.malformed_frames.get_or_create(&MalformedLabels { reason }).get()
     }
 
     pub fn reconnects_total(&self) -> u64 {
@@ -308,9 +248,7 @@ impl Metrics {
 
     pub fn closed(&self, complete: bool) -> u64 {
         let complete = if complete { "true" } else { "false" };
-        self.timelines_closed
-            .get_or_create(&ClosedLabels { complete })
-            .get()
+        self.timelines_closed.get_or_create(&ClosedLabels { complete }).get()
     }
 
     pub fn depth_gauge(&self, actor: Stage) -> Gauge {

@@ -24,10 +24,7 @@ pub fn install_crypto() {
 pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let give_up = Instant::now() + deadline;
     while !condition() {
-        assert!(
-            Instant::now() < give_up,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(Instant::now() < give_up, "timed out after {deadline:?} waiting for {what}");
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -56,10 +53,7 @@ pub fn read_jsonl(path: &Path) -> Vec<TimelineRecord> {
 }
 
 pub fn by_id(records: Vec<TimelineRecord>) -> BTreeMap<String, TimelineRecord> {
-    records
-        .into_iter()
-        .map(|r| (r.conversation_id.clone(), r))
-        .collect()
+    records.into_iter().map(|r| (r.conversation_id.clone(), r)).collect()
 }
 
 /// The analytics stream carries no purpose, user or queue: compare the rest.
@@ -83,10 +77,7 @@ pub fn assert_same_timelines(
 ) {
     let missing: Vec<&String> = expected.keys().filter(|id| !actual.contains_key(*id)).collect();
     let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{label}: missing {missing:?}, unexpected {extra:?}"
-    );
+    assert!(missing.is_empty() && extra.is_empty(), "{label}: missing {missing:?}, unexpected {extra:?}");
     for (id, want) in expected {
         assert_eq!(&actual[id], want, "{label}: conversation {id} differs");
     }

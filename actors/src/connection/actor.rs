@@ -12,7 +12,7 @@ use crate::internal_events::BadInputLog;
 use crate::mailbox::Mailbox;
 use crate::metrics::{CauseLabels, Metrics, ReconnectCause};
 use crate::subscription::actor::{ChannelClosing, ChannelLost};
-use crate::timeline::actor::ParticipantEvents;
+use crate::timeline::actor::{ParticipantEvents, SocketGap};
 use crate::timeline::GapLedger;
 use crate::token::actor::{GetToken, TokenActor};
 use crate::wire::{self, Decoded, Dialect, MalformedReason, RawFrame};
@@ -38,7 +38,7 @@ pub struct ConnectionConfig {
     pub backoff_max: Duration,
 }
 
-/// Connect to this target, replacing any current socket.
+/// Connect to this target; an open socket is replaced make-before-break.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Connect(pub Target);
@@ -67,6 +67,7 @@ pub struct ConnectionLinks {
     pub pong: Recipient<PongReceived>,
     pub channel_lost: Recipient<ChannelLost>,
     pub channel_closing: Recipient<ChannelClosing>,
+    pub socket_gap: Recipient<SocketGap>,
     pub tokens: Addr<TokenActor>,
 }
 
@@ -83,6 +84,11 @@ pub struct ConnectionActor {
     target: Option<Target>,
     generation: u64,
     sink: Option<SinkWrite<ws::Message, WsSink>>,
+    /// The previous socket during a make-before-break rotation, still streaming.
+    retiring: Option<(u64, SinkWrite<ws::Message, WsSink>)>,
+    /// Since when no socket has been streaming (after one had been): the outage to heal.
+    down_since: Option<std::time::Instant>,
+    ever_opened: bool,
     reassembly: Reassembly,
     backoff: Backoff,
     /// Set when a socket was lost: the restart waits out the backoff before reconnecting.
@@ -112,6 +118,9 @@ impl ConnectionActor {
             target: None,
             generation: 0,
             sink: None,
+            retiring: None,
+            down_since: None,
+            ever_opened: false,
             reconnect_pending: false,
             awaiting_first_frame: false,
             liveness,
@@ -125,7 +134,15 @@ impl ConnectionActor {
         let Some(target) = self.target.clone() else {
             return;
         };
-        self.close_socket();
+        match self.sink.take() {
+            Some(open) => {
+                if let Some((_, mut older)) = self.retiring.replace((self.generation, open)) {
+                    older.close();
+                }
+                info!(self.log, "rotating: connecting the new socket before closing the old one");
+            }
+            None => self.close_socket(),
+        }
         self.generation += 1;
         let generation = self.generation;
         let tokens = self.links.tokens.clone();
@@ -153,14 +170,10 @@ impl ConnectionActor {
                 .map_err(ConnectFailure::from)?;
             Ok((framed, token))
         };
-        ctx.spawn(
-            opening
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok((framed, token)) => act.opened(generation, framed, token, ctx),
-                    Err(failure) => act.connect_failed(generation, failure, ctx),
-                }),
-        );
+        ctx.spawn(opening.into_actor(self).map(move |result, act, ctx| match result {
+            Ok((framed, token)) => act.opened(generation, framed, token, ctx),
+            Err(failure) => act.connect_failed(generation, failure, ctx),
+        }));
     }
 
     fn opened(
@@ -188,20 +201,37 @@ impl ConnectionActor {
         self.awaiting_first_frame = true;
         self.liveness.opened(generation);
         self.metrics.connection_up.set(1);
+        self.ever_opened = true;
         info!(self.log, "streaming socket connected"; "generation" => generation);
+        if let Some((_, mut old)) = self.retiring.take() {
+            let _ = old.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+            old.close();
+            self.metrics.reconnects.get_or_create(&CauseLabels { cause: ReconnectCause::Rotation }).inc();
+            info!(self.log, "rotation complete: the old socket is closed");
+        }
+        if self.down_since.take().is_some() {
+            let _ = self.links.socket_gap.try_send(SocketGap);
+        }
     }
 
     fn connect_failed(&mut self, generation: u64, failure: ConnectFailure, ctx: &mut Context<Self>) {
         if generation != self.generation {
             return;
         }
+        if let Some((old_generation, old)) = self.retiring.take() {
+            // The rotation failed: keep streaming on the old socket, try again later.
+            warn!(self.log, "rotation failed; staying on the current socket"; "error" => failure.to_string());
+            self.generation = old_generation;
+            self.sink = Some(old);
+            self.metrics.connection_up.set(1);
+            let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ConnectFailed });
+            return;
+        }
         match failure {
             ConnectFailure::ChannelGone(status) => {
                 warn!(self.log, "streaming upgrade refused: the channel is gone"; "status" => status);
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost {
-                    cause: ReconnectCause::ChannelGone,
-                });
+                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
             ConnectFailure::Other(error) => {
@@ -216,10 +246,7 @@ impl ConnectionActor {
         if generation != self.generation {
             return;
         }
-        self.metrics
-            .reconnects
-            .get_or_create(&CauseLabels { cause })
-            .inc();
+        self.metrics.reconnects.get_or_create(&CauseLabels { cause }).inc();
         self.close_socket();
         self.generation += 1;
         if self.target.is_some() {
@@ -227,6 +254,31 @@ impl ConnectionActor {
         }
         self.reconnect_pending = true;
         ctx.stop();
+    }
+
+    /// Socket `generation` ended (closed, failed, or declared gone). The retiring socket of
+    /// a rotation just goes away; the current one is lost and reconnected.
+    fn ended(&mut self, generation: u64, cause: ReconnectCause, ctx: &mut Context<Self>) {
+        if self.retiring.as_ref().is_some_and(|(retiring, _)| *retiring == generation) {
+            if let Some((_, mut old)) = self.retiring.take() {
+                old.close();
+            }
+            return;
+        }
+        self.lost(generation, cause, ctx);
+    }
+
+    fn accepts(&self, generation: u64) -> bool {
+        generation == self.generation
+            || self.retiring.as_ref().is_some_and(|(retiring, _)| *retiring == generation)
+    }
+
+    fn sink_of(&mut self, generation: u64) -> Option<&mut SinkWrite<ws::Message, WsSink>> {
+        if generation == self.generation {
+            self.sink.as_mut()
+        } else {
+            self.retiring.as_mut().filter(|(retiring, _)| *retiring == generation).map(|(_, sink)| sink)
+        }
     }
 
     fn close_socket(&mut self) {
@@ -240,6 +292,7 @@ impl ConnectionActor {
 
     fn frame(&mut self, generation: u64, frame: Frame, ctx: &mut Context<Self>) {
         self.liveness.frame_seen();
+        self.metrics.last_frame_timestamp_seconds.set(unix_now_seconds());
         if self.awaiting_first_frame {
             self.awaiting_first_frame = false;
             self.backoff.reset();
@@ -264,7 +317,7 @@ impl ConnectionActor {
                             MalformedReason::Oversized,
                             &error.to_string(),
                         );
-                        self.lost(generation, ReconnectCause::Error, ctx);
+                        self.ended(generation, ReconnectCause::Error, ctx);
                     }
                     Err(error @ ReassemblyError::Orphan) => {
                         self.bad_input.emit(
@@ -277,7 +330,7 @@ impl ConnectionActor {
                 }
             }
             Frame::Ping(payload) => {
-                if let Some(sink) = self.sink.as_mut() {
+                if let Some(sink) = self.sink_of(generation) {
                     let _ = sink.write(ws::Message::Pong(payload));
                 }
             }
@@ -286,10 +339,10 @@ impl ConnectionActor {
             }
             Frame::Close(reason) => {
                 debug!(self.log, "server closed the socket"; "reason" => ?reason);
-                if let Some(sink) = self.sink.as_mut() {
+                if let Some(sink) = self.sink_of(generation) {
                     let _ = sink.write(ws::Message::Close(reason));
                 }
-                self.lost(generation, ReconnectCause::Closed, ctx);
+                self.ended(generation, ReconnectCause::Closed, ctx);
             }
         }
     }
@@ -304,27 +357,22 @@ impl ConnectionActor {
         let decoded = match wire::decode(dialect, raw) {
             Ok(decoded) => decoded,
             Err(error) => {
-                self.bad_input
-                    .emit(&self.metrics, &self.log, error.reason, &error.detail);
+                self.bad_input.emit(&self.metrics, &self.log, error.reason, &error.detail);
                 return;
             }
         };
         match decoded {
             Decoded::Events(decoded) => {
                 for rejection in &decoded.rejected {
-                    self.bad_input
-                        .emit(&self.metrics, &self.log, rejection.reason, &rejection.detail);
+                    self.bad_input.emit(&self.metrics, &self.log, rejection.reason, &rejection.detail);
                 }
                 if decoded.events.is_empty() {
                     return;
                 }
                 self.metrics.events_received.inc_by(decoded.events.len() as u64);
                 if let Err(dropped) = self.links.timeline.send(ParticipantEvents(decoded.events)) {
-                    self.links
-                        .gaps
-                        .mark_all(dropped.message.0.iter().map(|e| e.conversation.as_str()));
-                    self.bad_input
-                        .dropped(&self.log, self.links.timeline.stage(), dropped.reason);
+                    self.links.gaps.mark_all(dropped.message.0.iter().map(|e| e.conversation.as_str()));
+                    self.bad_input.dropped(&self.log, self.links.timeline.stage(), dropped.reason);
                 }
             }
             Decoded::Pong => {
@@ -334,38 +382,50 @@ impl ConnectionActor {
             Decoded::Subscribed => info!(self.log, "subscription confirmed on the socket"),
             Decoded::Connected => {
                 let filter = self.target.as_ref().and_then(|t| t.filter.clone());
-                if let (Some(filter), Some(sink)) = (filter, self.sink.as_mut()) {
+                if let (Some(filter), Some(sink)) = (filter, self.sink_of(generation)) {
                     let _ = sink.write(ws::Message::Text(filter.to_string().into()));
                 }
             }
+            Decoded::SocketClosing if generation != self.generation => {}
             Decoded::SocketClosing => {
                 info!(self.log, "server announced socket_closing");
                 let _ = self.links.channel_closing.try_send(ChannelClosing);
             }
+            Decoded::ChannelGone if generation != self.generation => {
+                self.ended(generation, ReconnectCause::ChannelGone, ctx)
+            }
             Decoded::ChannelGone => {
                 warn!(self.log, "the server says the channel is gone");
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost {
-                    cause: ReconnectCause::ChannelGone,
-                });
+                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
             Decoded::StreamError(message) => {
                 warn!(self.log, "analytics stream refused us"; "message" => message);
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost {
-                    cause: ReconnectCause::ChannelGone,
-                });
+                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
         }
     }
 }
 
+#[derive(Debug)]
 enum ConnectFailure {
     /// 401/403/404 on the upgrade: the channel (or its token) is gone.
     ChannelGone(u16),
     Other(String),
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectFailure::ChannelGone(status) => {
+                write!(f, "upgrade refused with {status}: the channel is gone")
+            }
+            ConnectFailure::Other(error) => f.write_str(error),
+        }
+    }
 }
 
 impl From<WsClientError> for ConnectFailure {
@@ -377,6 +437,10 @@ impl From<WsClientError> for ConnectFailure {
             other => ConnectFailure::Other(other.to_string()),
         }
     }
+}
+
+fn unix_now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Actor for ConnectionActor {
@@ -400,6 +464,7 @@ impl Actor for ConnectionActor {
 impl Supervised for ConnectionActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.sink = None;
+        self.retiring = None;
         self.reassembly.reset();
     }
 }
@@ -416,19 +481,18 @@ impl WriteHandler<WsProtocolError> for ConnectionActor {
 impl StreamHandler<SocketEvent> for ConnectionActor {
     fn handle(&mut self, event: SocketEvent, ctx: &mut Context<Self>) {
         match event {
-            SocketEvent::Frame(generation, _) | SocketEvent::End(generation)
-                if generation != self.generation => {}
+            SocketEvent::Frame(generation, _) | SocketEvent::End(generation) if !self.accepts(generation) => {
+            }
             SocketEvent::Frame(generation, Ok(frame)) => self.frame(generation, frame, ctx),
             SocketEvent::Frame(generation, Err(error)) => {
                 let reason = match error {
                     WsProtocolError::Overflow => MalformedReason::Oversized,
                     _ => MalformedReason::WrongType,
                 };
-                self.bad_input
-                    .emit(&self.metrics, &self.log, reason, &error.to_string());
-                self.lost(generation, ReconnectCause::Error, ctx);
+                self.bad_input.emit(&self.metrics, &self.log, reason, &error.to_string());
+                self.ended(generation, ReconnectCause::Error, ctx);
             }
-            SocketEvent::End(generation) => self.lost(generation, ReconnectCause::Closed, ctx),
+            SocketEvent::End(generation) => self.ended(generation, ReconnectCause::Closed, ctx),
         }
     }
 

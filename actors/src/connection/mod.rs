@@ -22,9 +22,7 @@ pub struct Target {
 impl std::fmt::Debug for Target {
     // The connectUri carries the channel id, which grants access to the stream.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("dialect", &self.dialect)
-            .finish_non_exhaustive()
+        f.debug_struct("Target").field("dialect", &self.dialect).finish_non_exhaustive()
     }
 }
 
@@ -71,11 +69,7 @@ impl Reassembly {
                 Ok(None)
             }
             Fragment::Continue(bytes) => {
-                self.partial
-                    .as_mut()
-                    .ok_or(ReassemblyError::Orphan)?
-                    .1
-                    .extend_from_slice(&bytes);
+                self.partial.as_mut().ok_or(ReassemblyError::Orphan)?.1.extend_from_slice(&bytes);
                 self.check()?;
                 Ok(None)
             }
@@ -91,11 +85,7 @@ impl Reassembly {
     }
 
     fn check(&mut self) -> Result<(), ReassemblyError> {
-        if self
-            .partial
-            .as_ref()
-            .is_some_and(|(_, buffer)| buffer.len() > self.limit)
-        {
+        if self.partial.as_ref().is_some_and(|(_, buffer)| buffer.len() > self.limit) {
             self.partial = None;
             return Err(ReassemblyError::Oversized { limit: self.limit });
         }
@@ -133,14 +123,11 @@ impl Liveness {
     }
 
     pub fn closed(&self, generation: u64) {
-        let _ = self
-            .open_generation
-            .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.open_generation.compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire);
     }
 
     pub fn frame_seen(&self) {
-        self.last_frame_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
+        self.last_frame_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
     }
 
     /// The open socket's generation, if one is open.
@@ -168,13 +155,8 @@ mod tests {
             reassembly.push(Fragment::First(FrameKind::Text, Bytes::from_static(b"{\"a\""))),
             Ok(None)
         );
-        assert_eq!(
-            reassembly.push(Fragment::Continue(Bytes::from_static(b":"))),
-            Ok(None)
-        );
-        let whole = reassembly
-            .push(Fragment::Last(Bytes::from_static(b"1}")))
-            .unwrap();
+        assert_eq!(reassembly.push(Fragment::Continue(Bytes::from_static(b":"))), Ok(None));
+        let whole = reassembly.push(Fragment::Last(Bytes::from_static(b"1}"))).unwrap();
         assert_eq!(whole, Some((FrameKind::Text, Bytes::from_static(b"{\"a\":1}"))));
     }
 
@@ -185,17 +167,12 @@ mod tests {
             reassembly.push(Fragment::Continue(Bytes::from_static(b"x"))),
             Err(ReassemblyError::Orphan)
         );
-        reassembly
-            .push(Fragment::First(FrameKind::Binary, Bytes::from_static(b"abc")))
-            .unwrap();
+        reassembly.push(Fragment::First(FrameKind::Binary, Bytes::from_static(b"abc"))).unwrap();
         assert_eq!(
             reassembly.push(Fragment::Continue(Bytes::from_static(b"de"))),
             Err(ReassemblyError::Oversized { limit: 4 })
         );
-        assert_eq!(
-            reassembly.push(Fragment::Last(Bytes::from_static(b"f"))),
-            Err(ReassemblyError::Orphan)
-        );
+        assert_eq!(reassembly.push(Fragment::Last(Bytes::from_static(b"f"))), Err(ReassemblyError::Orphan));
     }
 
     #[test]

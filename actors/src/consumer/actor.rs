@@ -32,12 +32,7 @@ pub struct ConsumerActor {
 
 impl ConsumerActor {
     pub fn new(output: Box<dyn Output>, inbox: Inbox, log: Logger) -> Self {
-        ConsumerActor {
-            output,
-            inbox,
-            failing: false,
-            log,
-        }
+        ConsumerActor { output, inbox, failing: false, log }
     }
 
     fn result(&mut self, result: std::io::Result<()>) {

@@ -97,9 +97,7 @@ impl JsonlOutput {
             std::fs::create_dir_all(parent)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JsonlOutput {
-            writer: BufWriter::new(file),
-        })
+        Ok(JsonlOutput { writer: BufWriter::new(file) })
     }
 }
 

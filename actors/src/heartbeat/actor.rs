@@ -39,15 +39,7 @@ impl HeartbeatActor {
         stale: Recipient<Stale>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        HeartbeatActor {
-            config,
-            liveness,
-            ping,
-            stale,
-            last_ping: None,
-            awaiting_pong: None,
-            metrics,
-        }
+        HeartbeatActor { config, liveness, ping, stale, last_ping: None, awaiting_pong: None, metrics }
     }
 
     fn tick(&mut self) {
@@ -60,10 +52,7 @@ impl HeartbeatActor {
             return;
         }
         let now = Instant::now();
-        if self
-            .last_ping
-            .is_none_or(|last| now.duration_since(last) >= self.config.ping_interval)
-        {
+        if self.last_ping.is_none_or(|last| now.duration_since(last) >= self.config.ping_interval) {
             self.last_ping = Some(now);
             self.awaiting_pong = Some(now);
             let _ = self.ping.try_send(SendPing);
@@ -76,9 +65,8 @@ impl Actor for HeartbeatActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Check often enough that staleness is noticed within a fraction of the timeout.
-        let check = (self.config.stale_timeout / 4)
-            .min(self.config.ping_interval)
-            .max(Duration::from_millis(50));
+        let check =
+            (self.config.stale_timeout / 4).min(self.config.ping_interval).max(Duration::from_millis(50));
         ctx.run_interval(check, |act, _| act.tick());
     }
 }
@@ -88,9 +76,7 @@ impl Handler<PongReceived> for HeartbeatActor {
 
     fn handle(&mut self, _: PongReceived, _: &mut Context<Self>) {
         if let Some(sent) = self.awaiting_pong.take() {
-            self.metrics
-                .heartbeat_rtt_seconds
-                .set(sent.elapsed().as_secs_f64());
+            self.metrics.heartbeat_rtt_seconds.set(sent.elapsed().as_secs_f64());
         }
     }
 }

@@ -1,18 +1,24 @@
 //! SubscriptionActor: owns the desired subscription and the notification channel. It
 //! creates a channel and subscribes over REST (or, in the analytics-stream dialect, builds
 //! the filter the socket sends), then hands the ConnectionActor a [`Target`]. A lost
-//! channel or a `socket_closing` starts the same cycle again; failures retry with backoff.
+//! channel starts the same cycle again; failures retry with backoff. Before the channel
+//! expires, on `socket_closing` and after every token refresh (a channel can die with its
+//! token) it rotates: a new channel is subscribed and handed over while the old socket
+//! still streams — the ConnectionActor makes the new socket before it breaks the old.
 
 use super::{Channel, Interest, SubscriptionEntities, TopicRef};
 use crate::backoff::Backoff;
 use crate::connection::actor::Connect;
 use crate::connection::Target;
+use crate::health::Health;
 use crate::metrics::ReconnectCause;
-use crate::token::actor::{GetToken, Invalidate, TokenActor};
+use crate::token::actor::{GetToken, Invalidate, NotifyRefresh, TokenActor, TokenRefreshed};
 use crate::token::TokenError;
 use crate::wire::Dialect;
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use slog::{info, warn, Logger};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -44,11 +50,7 @@ enum SetupError {
     #[error("{endpoint}: unauthorized (401)")]
     Unauthorized { endpoint: &'static str },
     #[error("{endpoint}: HTTP {status}")]
-    Http {
-        endpoint: &'static str,
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Http { endpoint: &'static str, status: u16, retry_after: Option<Duration> },
     #[error("{endpoint}: {error}")]
     Network { endpoint: &'static str, error: String },
     #[error("every topic was rejected")]
@@ -63,7 +65,14 @@ pub struct SubscriptionActor {
     connect: Recipient<Connect>,
     backoff: Backoff,
     establishing: bool,
+    rotation: Option<SpawnHandle>,
+    health: Arc<Health>,
     log: Logger,
+}
+
+/// Rotate this long before a channel expires: a fifth of its life, at most ten minutes.
+fn rotation_lead(lifetime: Duration) -> Duration {
+    (lifetime / 5).min(Duration::from_secs(600))
 }
 
 impl SubscriptionActor {
@@ -71,6 +80,7 @@ impl SubscriptionActor {
         config: SubscriptionConfig,
         tokens: Addr<TokenActor>,
         connect: Recipient<Connect>,
+        health: Arc<Health>,
         log: Logger,
     ) -> Self {
         SubscriptionActor {
@@ -79,8 +89,25 @@ impl SubscriptionActor {
             tokens,
             connect,
             establishing: false,
+            rotation: None,
+            health,
             log,
         }
+    }
+
+    fn schedule_rotation(&mut self, expires: Option<DateTime<Utc>>, ctx: &mut Context<Self>) {
+        if let Some(previous) = self.rotation.take() {
+            ctx.cancel_future(previous);
+        }
+        let Some(lifetime) = expires.and_then(|at| (at - Utc::now()).to_std().ok()) else {
+            return;
+        };
+        let delay = lifetime.saturating_sub(rotation_lead(lifetime));
+        self.rotation = Some(ctx.run_later(delay, |act, ctx| {
+            info!(act.log, "channel expires soon; rotating");
+            act.rotation = None;
+            act.establish(ctx);
+        }));
     }
 
     fn establish(&mut self, ctx: &mut Context<Self>) {
@@ -94,8 +121,10 @@ impl SubscriptionActor {
         ctx.spawn(setup(config, tokens, log).into_actor(self).map(|result, act, ctx| {
             act.establishing = false;
             match result {
-                Ok(target) => {
+                Ok((target, expires)) => {
                     act.backoff.reset();
+                    act.health.set_subscribed(true);
+                    act.schedule_rotation(expires, ctx);
                     let _ = act.connect.try_send(Connect(target));
                 }
                 Err(error) => {
@@ -129,22 +158,18 @@ async fn setup(
     config: SubscriptionConfig,
     tokens: Addr<TokenActor>,
     log: Logger,
-) -> Result<Target, SetupError> {
+) -> Result<(Target, Option<DateTime<Utc>>), SetupError> {
     if config.dialect == Dialect::AnalyticsStream {
-        return Ok(Target {
-            url: format!(
-                "{}/api/v2/analytics/conversations/stream",
-                websocket_url(&config.api_base)
-            ),
+        let target = Target {
+            url: format!("{}/api/v2/analytics/conversations/stream", websocket_url(&config.api_base)),
             dialect: Dialect::AnalyticsStream,
             filter: Some(config.interest.analytics_filter()),
-        });
+        };
+        return Ok((target, None));
     }
     let token = tokens.send(GetToken).await.map_err(|_| SetupError::Mailbox)??;
-    let client = awc::Client::builder()
-        .timeout(config.request_timeout)
-        .bearer_auth(token.value.expose())
-        .finish();
+    let client =
+        awc::Client::builder().timeout(config.request_timeout).bearer_auth(token.value.expose()).finish();
     let api = config.api_base.trim_end_matches('/');
 
     const CREATE: &str = "create channel";
@@ -152,45 +177,27 @@ async fn setup(
         .post(format!("{api}/api/v2/notifications/channels"))
         .send()
         .await
-        .map_err(|e| SetupError::Network {
-            endpoint: CREATE,
-            error: e.to_string(),
-        })?;
+        .map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
     check(CREATE, response.status().as_u16(), response.headers())?;
-    let channel: Channel = response.json().await.map_err(|e| SetupError::Network {
-        endpoint: CREATE,
-        error: e.to_string(),
-    })?;
+    let channel: Channel =
+        response.json().await.map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
 
     const SUBSCRIBE: &str = "subscribe";
     let topics = config.interest.topics();
     let body: Vec<TopicRef> = topics.iter().map(|id| TopicRef { id }).collect();
     let mut response = client
-        .put(format!(
-            "{api}/api/v2/notifications/channels/{}/subscriptions",
-            channel.id
-        ))
+        .put(format!("{api}/api/v2/notifications/channels/{}/subscriptions", channel.id))
         .send_json(&body)
         .await
-        .map_err(|e| SetupError::Network {
-            endpoint: SUBSCRIBE,
-            error: e.to_string(),
-        })?;
+        .map_err(|e| SetupError::Network { endpoint: SUBSCRIBE, error: e.to_string() })?;
     check(SUBSCRIBE, response.status().as_u16(), response.headers())?;
-    let entities: SubscriptionEntities =
-        response
-            .json()
-            .limit(16 << 20)
-            .await
-            .map_err(|e| SetupError::Network {
-                endpoint: SUBSCRIBE,
-                error: e.to_string(),
-            })?;
-    let rejected: Vec<_> = entities
-        .entities
-        .iter()
-        .filter(|e| e.state.as_deref().is_some_and(|s| s != "Permitted"))
-        .collect();
+    let entities: SubscriptionEntities = response
+        .json()
+        .limit(16 << 20)
+        .await
+        .map_err(|e| SetupError::Network { endpoint: SUBSCRIBE, error: e.to_string() })?;
+    let rejected: Vec<_> =
+        entities.entities.iter().filter(|e| e.state.as_deref().is_some_and(|s| s != "Permitted")).collect();
     for topic in &rejected {
         warn!(log, "topic rejected"; "topic" => &topic.id, "reason" => topic.rejection_reason.as_deref().unwrap_or("unknown"));
     }
@@ -198,11 +205,8 @@ async fn setup(
         return Err(SetupError::AllRejected);
     }
     info!(log, "channel created and subscribed"; "topics" => topics.len() - rejected.len(), "expires" => ?channel.expires);
-    Ok(Target {
-        url: channel.connect_uri,
-        dialect: Dialect::Notifications,
-        filter: None,
-    })
+    let target = Target { url: channel.connect_uri, dialect: Dialect::Notifications, filter: None };
+    Ok((target, channel.expires))
 }
 
 fn check(
@@ -213,11 +217,7 @@ fn check(
     match status {
         200..=299 => Ok(()),
         401 => Err(SetupError::Unauthorized { endpoint }),
-        status => Err(SetupError::Http {
-            endpoint,
-            status,
-            retry_after: crate::http::retry_after(headers),
-        }),
+        status => Err(SetupError::Http { endpoint, status, retry_after: crate::http::retry_after(headers) }),
     }
 }
 
@@ -225,6 +225,7 @@ impl Actor for SubscriptionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.tokens.do_send(NotifyRefresh(ctx.address().recipient()));
         self.establish(ctx);
     }
 }
@@ -233,12 +234,30 @@ impl Handler<ChannelLost> for SubscriptionActor {
     type Result = ();
 
     fn handle(&mut self, lost: ChannelLost, ctx: &mut Context<Self>) {
+        if lost.cause == ReconnectCause::ConnectFailed {
+            // A rotation's new socket would not open; the old one still streams.
+            let delay = self.backoff.next_delay(&mut rand::rng());
+            ctx.run_later(delay, |act, ctx| act.establish(ctx));
+            return;
+        }
         info!(self.log, "channel lost; creating a new one"; "cause" => lost.cause.as_str());
+        self.health.set_subscribed(false);
         if self.config.dialect == Dialect::AnalyticsStream {
             // The stream refused our token or dropped us: a fresh token for the next try.
             self.tokens.do_send(Invalidate);
         }
         self.establish(ctx);
+    }
+}
+
+impl Handler<TokenRefreshed> for SubscriptionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TokenRefreshed, ctx: &mut Context<Self>) {
+        if self.config.dialect == Dialect::Notifications {
+            info!(self.log, "token refreshed; rotating the channel before the old token expires");
+            self.establish(ctx);
+        }
     }
 }
 
@@ -255,11 +274,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rotation_leads_expiry_by_a_fifth_capped_at_ten_minutes() {
+        assert_eq!(rotation_lead(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(rotation_lead(Duration::from_secs(86400)), Duration::from_secs(600));
+    }
+
+    #[test]
     fn websocket_url_follows_the_api_scheme() {
-        assert_eq!(
-            websocket_url("https://api.mypurecloud.com/"),
-            "wss://api.mypurecloud.com"
-        );
+        assert_eq!(websocket_url("https://api.mypurecloud.com/"), "wss://api.mypurecloud.com");
         assert_eq!(websocket_url("http://127.0.0.1:8900"), "ws://127.0.0.1:8900");
     }
 }

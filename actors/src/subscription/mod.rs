@@ -39,10 +39,7 @@ impl Interest {
                     topics.push(format!("{prefix}.{id}.conversations"));
                 } else {
                     for media in &self.media {
-                        topics.push(format!(
-                            "{prefix}.{id}.conversations.{}",
-                            media_topic_suffix(media)
-                        ));
+                        topics.push(format!("{prefix}.{id}.conversations.{}", media_topic_suffix(media)));
                     }
                 }
             }
@@ -83,9 +80,7 @@ pub struct Channel {
 impl std::fmt::Debug for Channel {
     // The channel id grants access to the stream (GENESYS.md): never in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel")
-            .field("expires", &self.expires)
-            .finish_non_exhaustive()
+        f.debug_struct("Channel").field("expires", &self.expires).finish_non_exhaustive()
     }
 }
 
@@ -124,10 +119,7 @@ mod tests {
             interest.topics(),
             vec!["v2.routing.queues.q1.conversations", "v2.users.u1.conversations"]
         );
-        let chats_only = Interest {
-            media: vec!["chat".into(), "voice".into()],
-            ..interest
-        };
+        let chats_only = Interest { media: vec!["chat".into(), "voice".into()], ..interest };
         assert_eq!(
             chats_only.topics(),
             vec![
@@ -141,10 +133,7 @@ mod tests {
 
     #[test]
     fn detail_topics_for_named_conversations() {
-        let interest = Interest {
-            conversations: vec!["c9".into()],
-            ..Default::default()
-        };
+        let interest = Interest { conversations: vec!["c9".into()], ..Default::default() };
         let topics = interest.topics();
         assert_eq!(topics.len(), 8);
         assert!(topics.contains(&"v2.detail.events.conversation.c9.user.end".to_string()));
@@ -152,13 +141,7 @@ mod tests {
 
     #[test]
     fn analytics_filter_names_channels() {
-        let interest = Interest {
-            media: vec!["voice".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            interest.analytics_filter(),
-            serde_json::json!({"filter":{"channels":["voice"]}})
-        );
+        let interest = Interest { media: vec!["voice".into()], ..Default::default() };
+        assert_eq!(interest.analytics_filter(), serde_json::json!({"filter":{"channels":["voice"]}}));
     }
 }

@@ -3,13 +3,13 @@
 //! reorder window releases and what has closed to every consumer, each through its own
 //! bounded mailbox.
 
-use super::{Applied, CloseReason, GapLedger, Tick, TimelineBook, TimelineUpdate};
+use super::{Applied, GapLedger, Tick, TimelineBook};
+use crate::backfill::actor::{Backfill, BackfillResult};
 use crate::consumer::actor::Publication;
 use crate::event::ParticipantEvent;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::{Inbox, Mailbox, Weighted};
 use crate::metrics::Metrics;
-use crate::record::TimelineRecord;
 use actix::prelude::*;
 use slog::Logger;
 use std::sync::Arc;
@@ -32,12 +32,34 @@ impl Weighted for ParticipantEvents {
 #[rtype(result = "()")]
 pub struct CloseAll;
 
+/// The socket was down (from some time until now): every open conversation may have
+/// missed events.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SocketGap;
+
+#[derive(Clone, Debug)]
+pub struct TimelineActorConfig {
+    pub tick_interval: Duration,
+    /// After an outage, conversations first seen within this long are presumed to have
+    /// begun while nobody listened, and are backfilled.
+    pub gap_grace: Duration,
+}
+
+/// Where the TimelineActor sends what it produces.
+pub struct TimelineLinks {
+    pub consumers: Vec<Mailbox<Publication>>,
+    /// Conversations whose events were dropped on the way in.
+    pub gaps: Arc<GapLedger>,
+    /// Where backfills are asked for (none in replay).
+    pub backfill: Option<Recipient<Backfill>>,
+}
+
 pub struct TimelineActor {
     book: TimelineBook,
     inbox: Inbox,
-    consumers: Vec<Mailbox<Publication>>,
-    gaps: Arc<GapLedger>,
-    tick_interval: Duration,
+    links: TimelineLinks,
+    config: TimelineActorConfig,
     bad_input: BadInputLog,
     metrics: Arc<Metrics>,
     log: Logger,
@@ -47,32 +69,33 @@ impl TimelineActor {
     pub fn new(
         book: TimelineBook,
         inbox: Inbox,
-        consumers: Vec<Mailbox<Publication>>,
-        gaps: Arc<GapLedger>,
-        tick_interval: Duration,
+        links: TimelineLinks,
+        config: TimelineActorConfig,
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
-        TimelineActor {
-            book,
-            inbox,
-            consumers,
-            gaps,
-            tick_interval,
-            bad_input: BadInputLog::default(),
-            metrics,
-            log,
-        }
+        TimelineActor { book, inbox, links, config, bad_input: BadInputLog::default(), metrics, log }
     }
 
     fn tick(&mut self) {
         let now = Instant::now();
-        for conversation in self.gaps.drain() {
+        for conversation in self.links.gaps.drain() {
             self.book.mark_gap(&conversation, now);
-            self.metrics.gaps.inc();
         }
         let tick = self.book.tick(now);
         self.publish(tick);
+        self.ask_backfills();
+    }
+
+    fn ask_backfills(&mut self) {
+        let requests = self.book.take_backfills();
+        self.metrics.gaps.inc_by(requests.len() as u64);
+        if let Some(backfill) = &self.links.backfill {
+            for request in requests {
+                // Control traffic, few and not to be lost: not through a bounded mailbox.
+                backfill.do_send(Backfill(request));
+            }
+        }
     }
 
     fn publish(&mut self, tick: Tick) {
@@ -95,10 +118,9 @@ impl TimelineActor {
     }
 
     fn broadcast(&mut self, publication: Publication) {
-        for consumer in &self.consumers {
+        for consumer in &self.links.consumers {
             if let Err(dropped) = consumer.send(publication.clone()) {
-                self.bad_input
-                    .dropped(&self.log, consumer.stage(), dropped.reason);
+                self.bad_input.dropped(&self.log, consumer.stage(), dropped.reason);
             }
         }
     }
@@ -108,7 +130,7 @@ impl Actor for TimelineActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.tick_interval, |act, _| act.tick());
+        ctx.run_interval(self.config.tick_interval, |act, _| act.tick());
     }
 }
 
@@ -139,8 +161,19 @@ impl Handler<CloseAll> for TimelineActor {
     }
 }
 
-/// What one closed timeline looks like to consumers.
-pub type Closed = (Arc<TimelineRecord>, CloseReason);
+impl Handler<SocketGap> for TimelineActor {
+    type Result = ();
 
-/// What one published entry looks like to consumers.
-pub type Update = Arc<TimelineUpdate>;
+    fn handle(&mut self, _: SocketGap, _: &mut Context<Self>) {
+        self.book.socket_gap(Instant::now(), self.config.gap_grace);
+        self.ask_backfills();
+    }
+}
+
+impl Handler<BackfillResult> for TimelineActor {
+    type Result = ();
+
+    fn handle(&mut self, result: BackfillResult, _: &mut Context<Self>) {
+        self.book.backfilled(&result.request, result.events, result.succeeded, Instant::now());
+    }
+}

@@ -68,7 +68,12 @@ pub struct Timeline {
     held: Vec<HeldEntry>,
     published: Vec<EntryRecord>,
     gaps: u32,
-    healed: bool,
+    /// Increases with every gap; a backfill heals the gaps up to the epoch it was asked for.
+    gap_epoch: u32,
+    /// The epoch the last successful backfill covered.
+    healed_epoch: u32,
+    /// A backfill was asked for and has not answered: do not close yet.
+    backfill_pending: bool,
     last_arrival: Instant,
 }
 
@@ -93,7 +98,9 @@ impl Timeline {
             held: Vec::new(),
             published: Vec::new(),
             gaps: 0,
-            healed: false,
+            gap_epoch: 0,
+            healed_epoch: 0,
+            backfill_pending: false,
             last_arrival: now,
         }
     }
@@ -143,13 +150,9 @@ impl Timeline {
         if self.held.is_empty() {
             return Vec::new();
         }
-        self.held
-            .sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
-        let ready = self
-            .held
-            .iter()
-            .take_while(|held| now.saturating_duration_since(held.arrived) >= window)
-            .count();
+        self.held.sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
+        let ready =
+            self.held.iter().take_while(|held| now.saturating_duration_since(held.arrived) >= window).count();
         let released: Vec<EntryRecord> = self.held.drain(..ready).map(|held| held.entry).collect();
         self.published.extend(released.iter().cloned());
         released
@@ -162,14 +165,12 @@ impl Timeline {
     /// Every participant seen has both joined and left.
     fn all_left(&self) -> bool {
         !self.participants.is_empty()
-            && self
-                .participants
-                .values()
-                .all(|p| p.joined_at.is_some() && p.left_at.is_some())
+            && self.participants.values().all(|p| p.joined_at.is_some() && p.left_at.is_some())
     }
 
     fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
         !self.has_held()
+            && !self.backfill_pending
             && self.all_left()
             && now.saturating_duration_since(self.last_arrival) >= rules.close_after
     }
@@ -178,20 +179,36 @@ impl Timeline {
         now.saturating_duration_since(self.last_arrival) >= rules.idle_timeout
     }
 
-    /// Record that events of this conversation were missed (dropped, or sent while no
-    /// socket was up).
-    pub fn mark_gap(&mut self) {
+    /// Record that events of this conversation were missed (dropped, sent while no
+    /// socket was up, or before it was first seen). Returns the epoch a backfill must
+    /// cover to heal it.
+    pub fn mark_gap(&mut self) -> u32 {
         self.gaps += 1;
+        self.gap_epoch += 1;
+        self.backfill_pending = true;
+        self.gap_epoch
+    }
+
+    /// A backfill answered: the gaps up to `epoch` are healed if it succeeded. A gap that
+    /// came after it was asked for waits for its own backfill.
+    pub fn backfilled(&mut self, epoch: u32, succeeded: bool) {
+        if epoch < self.gap_epoch {
+            return;
+        }
+        self.backfill_pending = false;
+        if succeeded {
+            self.healed_epoch = epoch;
+        }
+    }
+
+    fn unhealed(&self) -> bool {
+        self.healed_epoch < self.gap_epoch
     }
 
     /// The timeline as it stands, in the output schema. Held entries are included, in order.
     pub fn to_record(&self) -> TimelineRecord {
-        let mut entries: Vec<EntryRecord> = self
-            .published
-            .iter()
-            .chain(self.held.iter().map(|h| &h.entry))
-            .cloned()
-            .collect();
+        let mut entries: Vec<EntryRecord> =
+            self.published.iter().chain(self.held.iter().map(|h| &h.entry)).cloned().collect();
         entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let mut participants: Vec<ParticipantRecord> = self
             .participants
@@ -223,9 +240,9 @@ impl Timeline {
             } else {
                 None
             },
-            complete: all_left && (self.gaps == 0 || self.healed),
+            complete: all_left && !self.unhealed(),
             gaps: self.gaps,
-            healed: self.healed,
+            healed: self.gaps > 0 && !self.unhealed(),
             participants,
             entries,
         }
@@ -237,6 +254,13 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
     if slot.is_none() {
         *slot = value;
     }
+}
+
+/// Ask for a conversation's current state over REST, to heal its gaps up to `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackfillRequest {
+    pub conversation: String,
+    pub epoch: u32,
 }
 
 /// A published join or leave, for the log and the live feed.
@@ -275,6 +299,9 @@ pub struct TimelineBook {
     holding: HashSet<String>,
     tombstones: HashMap<String, Instant>,
     last_sweep: Option<Instant>,
+    backfills: Vec<BackfillRequest>,
+    /// After a socket outage, conversations first seen before this are marked gapped.
+    new_are_gapped_until: Option<Instant>,
 }
 
 /// Closing and eviction are checked at most this often: they scan every open timeline.
@@ -288,6 +315,8 @@ impl TimelineBook {
             holding: HashSet::new(),
             tombstones: HashMap::new(),
             last_sweep: None,
+            backfills: Vec::new(),
+            new_are_gapped_until: None,
         }
     }
 
@@ -300,11 +329,15 @@ impl TimelineBook {
             return Applied::AfterClose;
         }
         let conversation = event.conversation.clone();
+        let first_seen = !self.open.contains_key(&conversation);
         let applied = self
             .open
             .entry(conversation.clone())
             .or_insert_with(|| Timeline::new(conversation.clone(), now))
             .apply(event, now);
+        if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
+            self.mark_gap(&conversation, now);
+        }
         if applied == Applied::Accepted {
             self.holding.insert(conversation);
         }
@@ -312,15 +345,55 @@ impl TimelineBook {
     }
 
     /// Mark a conversation as having missed events; an unknown one is opened so that the
-    /// gap is reported when it closes rather than lost.
+    /// gap is reported when it closes rather than lost. A closed one stays closed. The
+    /// backfill to ask for is queued for [`TimelineBook::take_backfills`].
     pub fn mark_gap(&mut self, conversation: &str, now: Instant) {
         if self.tombstones.contains_key(conversation) {
             return;
         }
-        self.open
+        let epoch = self
+            .open
             .entry(conversation.to_owned())
             .or_insert_with(|| Timeline::new(conversation.to_owned(), now))
             .mark_gap();
+        self.backfills.push(BackfillRequest { conversation: conversation.to_owned(), epoch });
+    }
+
+    /// The socket was down from some time until `now`: every open conversation may have
+    /// missed events, and so may any conversation first seen within `grace` from now (it
+    /// may have begun while nobody listened).
+    pub fn socket_gap(&mut self, now: Instant, grace: Duration) {
+        let open: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        for conversation in &open {
+            self.mark_gap(conversation, now);
+        }
+        self.new_are_gapped_until = Some(now + grace);
+    }
+
+    /// Backfills asked for since the last call.
+    pub fn take_backfills(&mut self) -> Vec<BackfillRequest> {
+        std::mem::take(&mut self.backfills)
+    }
+
+    /// Apply a backfill's answer: its events (deduplicated like any others), then the
+    /// healing. A conversation closed meanwhile stays closed.
+    pub fn backfilled(
+        &mut self,
+        request: &BackfillRequest,
+        events: Vec<ParticipantEvent>,
+        succeeded: bool,
+        now: Instant,
+    ) {
+        for event in events {
+            self.apply(event, now);
+        }
+        if let Some(mut timeline) = self.open.get_mut(&request.conversation) {
+            timeline.backfilled(request.epoch, succeeded);
+        }
+    }
+
+    pub fn is_open(&self, conversation: &str) -> bool {
+        self.open.contains_key(conversation)
     }
 
     /// Publish what the reorder window lets go, close what has ended or idled out.
@@ -342,11 +415,7 @@ impl TimelineBook {
                 if !late {
                     previous = Some(key);
                 }
-                tick.updates.push(TimelineUpdate {
-                    conversation_id: conversation.clone(),
-                    entry,
-                    late,
-                });
+                tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
             }
             if !timeline.has_held() {
                 drained.push(conversation.clone());
@@ -355,10 +424,7 @@ impl TimelineBook {
         for conversation in drained {
             self.holding.remove(&conversation);
         }
-        if self
-            .last_sweep
-            .is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL)
-        {
+        if self.last_sweep.is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL) {
             self.last_sweep = Some(now);
             self.sweep(now, &mut tick);
         }
@@ -384,8 +450,7 @@ impl TimelineBook {
             self.close(&conversation, reason, now, tick);
         }
         let ttl = self.rules.tombstone_ttl;
-        self.tombstones
-            .retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
+        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
     }
 
     fn close(&mut self, conversation: &str, reason: CloseReason, now: Instant, tick: &mut Tick) {
@@ -394,11 +459,7 @@ impl TimelineBook {
         };
         // Whatever is still held is published now, in order, before the summary.
         for entry in timeline.release(now, Duration::ZERO) {
-            tick.updates.push(TimelineUpdate {
-                conversation_id: conversation.clone(),
-                entry,
-                late: false,
-            });
+            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late: false });
         }
         self.holding.remove(&conversation);
         tick.closed.push((timeline.to_record(), reason));

@@ -83,10 +83,7 @@ fn a_conversation_closes_complete_with_entries_in_event_time_order() {
     assert_eq!(record.media_types, vec!["voice".to_string()]);
     assert_eq!(record.participants[2].disconnect_type.as_deref(), Some("peer"));
     let published: Vec<_> = updates.iter().map(|u| u.entry.clone()).collect();
-    assert_eq!(
-        published, record.entries,
-        "the log sees exactly the record's entries, in order"
-    );
+    assert_eq!(published, record.entries, "the log sees exactly the record's entries, in order");
     assert!(updates.iter().all(|u| !u.late));
 }
 
@@ -127,17 +124,19 @@ fn an_idle_conversation_is_evicted_incomplete() {
 }
 
 #[test]
-fn a_gap_makes_the_closed_timeline_incomplete() {
+fn a_gap_holds_the_close_until_its_backfill_answers_or_the_conversation_idles_out() {
     let start = Instant::now();
     let mut book = book();
     book.mark_gap("conv-1", start);
     for e in conversation() {
         book.apply(e, start);
     }
-    let tick = book.tick(start + Duration::from_secs(5));
-    let (record, _) = &tick.closed[0];
+    assert!(book.tick(start + Duration::from_secs(5)).closed.is_empty());
+    let tick = book.tick(start + Duration::from_secs(61));
+    let (record, reason) = &tick.closed[0];
+    assert_eq!(*reason, CloseReason::Idle);
     assert_eq!(record.gaps, 1);
-    assert!(!record.complete);
+    assert!(!record.complete && !record.healed);
 }
 
 #[test]
@@ -167,11 +166,7 @@ fn close_all_flags_the_unfinished_incomplete() {
         book.apply(e, start);
     }
     let tick = book.close_all(start);
-    assert_eq!(
-        tick.updates.len(),
-        4,
-        "held entries are flushed before the summary"
-    );
+    assert_eq!(tick.updates.len(), 4, "held entries are flushed before the summary");
     assert!(!tick.closed[0].0.complete);
     assert_eq!(book.open_count(), 0);
 }
@@ -195,4 +190,75 @@ proptest! {
         prop_assert_eq!(closed, expected);
         prop_assert_eq!(updates, expected_updates);
     }
+}
+
+#[test]
+fn a_gap_is_healed_by_a_backfill_that_covers_it() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    let missed = events.split_off(6); // the socket was down for the rest
+    for e in events {
+        book.apply(e, start);
+    }
+    book.socket_gap(start, Duration::from_secs(30));
+    let requests = book.take_backfills();
+    assert_eq!(requests, vec![BackfillRequest { conversation: "conv-1".into(), epoch: 1 }]);
+    assert!(book.tick(start + Duration::from_secs(5)).closed.is_empty(), "waits for the backfill");
+    // The backfill answers with the whole conversation (a snapshot repeats what we had).
+    book.backfilled(&requests[0], conversation(), true, start + Duration::from_secs(6));
+    let closed = book.tick(start + Duration::from_secs(10)).closed;
+    let (record, _) = &closed[0];
+    assert_eq!((record.gaps, record.healed, record.complete), (1, true, true));
+    assert_eq!(record.entries.len(), 10);
+    assert!(missed
+        .iter()
+        .all(|m| record.entries.iter().any(|e| e.at == m.at && e.participant_id == m.participant)));
+}
+
+#[test]
+fn a_backfill_asked_before_a_newer_gap_does_not_heal_it() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    book.mark_gap("conv-1", start);
+    book.mark_gap("conv-1", start);
+    let requests = book.take_backfills();
+    assert_eq!(requests.len(), 2);
+    book.backfilled(&requests[0], Vec::new(), true, start);
+    assert!(book.tick(start + Duration::from_secs(5)).closed.is_empty(), "the second gap is still pending");
+    book.backfilled(&requests[1], Vec::new(), true, start);
+    let closed = book.tick(start + Duration::from_secs(10)).closed;
+    assert!(closed[0].0.healed && closed[0].0.complete);
+}
+
+#[test]
+fn a_failed_backfill_closes_incomplete_and_unhealed() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    book.mark_gap("conv-1", start);
+    let request = book.take_backfills().remove(0);
+    book.backfilled(&request, Vec::new(), false, start);
+    let closed = book.tick(start + Duration::from_secs(5)).closed;
+    let (record, _) = &closed[0];
+    assert_eq!((record.gaps, record.healed, record.complete), (1, false, false));
+}
+
+#[test]
+fn conversations_first_seen_right_after_an_outage_are_gapped() {
+    let start = Instant::now();
+    let mut book = book();
+    book.socket_gap(start, Duration::from_secs(30));
+    book.apply(event("agent-a", Action::Joined, 20_001, "agent"), start + Duration::from_secs(1));
+    assert_eq!(book.take_backfills().len(), 1);
+    let mut later =
+        ParticipantEvent::new("conv-2".into(), "p".into(), Action::Joined, at(1), Default::default());
+    later.conversation = "conv-2".into();
+    book.apply(later, start + Duration::from_secs(31));
+    assert!(book.take_backfills().is_empty(), "past the grace period nothing is presumed missed");
 }

@@ -69,10 +69,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         Some("subscribed") => Ok(Decoded::Subscribed),
         Some("error") => Ok(Decoded::StreamError(frame.message.unwrap_or_default())),
         Some(_) => Ok(Decoded::Ignored),
-        None => Err(DecodeError::new(
-            MalformedReason::WrongType,
-            "frame has neither events nor status",
-        )),
+        None => Err(DecodeError::new(MalformedReason::WrongType, "frame has neither events nor status")),
     }
 }
 
@@ -92,18 +89,12 @@ mod tests {
         let text = wire::decode(Dialect::AnalyticsStream, RawFrame::Text(FRAME.as_bytes())).unwrap();
         let binary = wire::decode(Dialect::AnalyticsStream, RawFrame::Binary(FRAME.as_bytes())).unwrap();
         assert_eq!(text, binary);
-        let Decoded::Events(decoded) = text else {
-            panic!("expected events")
-        };
+        let Decoded::Events(decoded) = text else { panic!("expected events") };
         assert_eq!(decoded.events.len(), 2);
         assert_eq!(decoded.events[1].action, Action::Left);
         assert_eq!(decoded.events[1].disconnect_type.as_deref(), Some("peer"));
         assert_eq!(decoded.events[0].media.as_deref(), Some("voice"));
-        assert_eq!(
-            decoded.rejected.len(),
-            1,
-            "the unknown event type is counted, not fatal"
-        );
+        assert_eq!(decoded.rejected.len(), 1, "the unknown event type is counted, not fatal");
         assert_eq!(decoded.rejected[0].reason, MalformedReason::UnknownEventType);
     }
 
@@ -119,19 +110,11 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_classified() {
-        assert_eq!(
-            decode(b"\xff\xfe").unwrap_err().reason,
-            MalformedReason::InvalidJson
-        );
-        assert_eq!(
-            decode(br#"{"events":{"a":1}}"#).unwrap_err().reason,
-            MalformedReason::WrongType
-        );
+        assert_eq!(decode(b"\xff\xfe").unwrap_err().reason, MalformedReason::InvalidJson);
+        assert_eq!(decode(br#"{"events":{"a":1}}"#).unwrap_err().reason, MalformedReason::WrongType);
         assert_eq!(decode(br#"{}"#).unwrap_err().reason, MalformedReason::WrongType);
         let bad_time = r#"{"events":[{"timestamp":"soon","type":"ParticipantJoined","participant":"p","interaction":"c"}]}"#;
-        let Ok(Decoded::Events(decoded)) = decode(bad_time.as_bytes()) else {
-            panic!()
-        };
+        let Ok(Decoded::Events(decoded)) = decode(bad_time.as_bytes()) else { panic!() };
         assert!(decoded.events.is_empty());
         assert_eq!(decoded.rejected[0].reason, MalformedReason::BadTime);
     }

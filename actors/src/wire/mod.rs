@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use analytics::decode as decode_analytics;
-pub use notifications::decode as decode_notifications;
+pub use notifications::{decode as decode_notifications, decode_conversation};
 
 /// Which protocol the daemon speaks (`genesys.dialect`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,10 +115,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(reason: MalformedReason, detail: impl Into<String>) -> Self {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-        }
+        DecodeError { reason, detail: detail.into() }
     }
 
     /// serde_json tells syntax from shape: that is the invalid_json / wrong_type split.
@@ -137,10 +134,7 @@ pub fn decode(dialect: Dialect, frame: RawFrame<'_>) -> Result<Decoded, DecodeEr
         (Dialect::Notifications, RawFrame::Text(bytes)) => notifications::decode(bytes),
         (Dialect::Notifications, RawFrame::Binary(bytes)) => Err(DecodeError::new(
             MalformedReason::UnexpectedBinary,
-            format!(
-                "binary frame of {} bytes on the notifications socket",
-                bytes.len()
-            ),
+            format!("binary frame of {} bytes on the notifications socket", bytes.len()),
         )),
         (Dialect::AnalyticsStream, RawFrame::Text(bytes) | RawFrame::Binary(bytes)) => {
             analytics::decode(bytes)
@@ -150,10 +144,8 @@ pub fn decode(dialect: Dialect, frame: RawFrame<'_>) -> Result<Decoded, DecodeEr
 
 /// Parse an RFC 3339 time; `field` names it in the rejection.
 fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Rejection> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Rejection {
-            reason: MalformedReason::BadTime,
-            detail: format!("{field} {value:?}: {e}"),
-        })
+    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| Rejection {
+        reason: MalformedReason::BadTime,
+        detail: format!("{field} {value:?}: {e}"),
+    })
 }

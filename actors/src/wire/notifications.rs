@@ -112,9 +112,7 @@ fn classify(topic: &str) -> Option<Topic<'_>> {
             Some(Topic::Snapshot { media_suffix: None })
         }
         ["v2", "routing", "queues", _, "conversations", media]
-        | ["v2", "users", _, "conversations", media] => Some(Topic::Snapshot {
-            media_suffix: Some(media),
-        }),
+        | ["v2", "users", _, "conversations", media] => Some(Topic::Snapshot { media_suffix: Some(media) }),
         ["v2", "detail", "events", "conversation", _, kind, phase] => {
             let action = match *phase {
                 "start" => Action::Joined,
@@ -149,10 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             Some("200") => Ok(Decoded::Subscribed),
             Some("404") => Ok(Decoded::ChannelGone),
             Some(_) => Ok(Decoded::Ignored),
-            None => Err(DecodeError::new(
-                MalformedReason::WrongType,
-                "frame has no topicName",
-            )),
+            None => Err(DecodeError::new(MalformedReason::WrongType, "frame has no topicName")),
         };
     };
     let classified =
@@ -185,6 +180,13 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// A conversation as `GET /api/v2/conversations/{id}` returns it (the snapshot shape),
+/// for backfill.
+pub fn decode_conversation(bytes: &[u8]) -> Result<DecodedEvents, DecodeError> {
+    let conversation: Conversation = serde_json::from_slice(bytes).map_err(DecodeError::from_json)?;
+    Ok(snapshot_events(conversation, None))
+}
+
 /// Join = `connectedTime` present; leave = `endTime` present on a participant that
 /// connected. A participant with `endTime` and no `connectedTime` was alerted and never
 /// connected: not a join, and so not a leave either. Applying the same snapshot twice
@@ -203,10 +205,7 @@ fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> De
                 participant.id.clone(),
                 Action::Joined,
                 at,
-                EventDetails {
-                    disconnect_type: None,
-                    ..details.clone()
-                },
+                EventDetails { disconnect_type: None, ..details.clone() },
             )),
             Err(rejection) => decoded.rejected.push(rejection),
         }
@@ -246,14 +245,8 @@ fn participant_details(participant: &Participant, topic_media: Option<String>) -
     EventDetails {
         purpose: participant.purpose.clone(),
         media: topic_media.or(session_media),
-        user: participant
-            .user_id
-            .clone()
-            .or_else(|| participant.user.as_ref().and_then(|r| r.id.clone())),
-        queue: participant
-            .queue_id
-            .clone()
-            .or_else(|| participant.queue.as_ref().and_then(|r| r.id.clone())),
+        user: participant.user_id.clone().or_else(|| participant.user.as_ref().and_then(|r| r.id.clone())),
+        queue: participant.queue_id.clone().or_else(|| participant.queue.as_ref().and_then(|r| r.id.clone())),
         disconnect_type: participant.disconnect_type.clone().or(session_disconnect),
     }
 }
@@ -270,10 +263,7 @@ fn purpose_from_detail_kind(kind: &str) -> String {
 
 fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<DecodedEvents, DecodeError> {
     let at = chrono::DateTime::from_timestamp_millis(detail.event_time).ok_or_else(|| {
-        DecodeError::new(
-            MalformedReason::BadTime,
-            format!("eventTime {} out of range", detail.event_time),
-        )
+        DecodeError::new(MalformedReason::BadTime, format!("eventTime {} out of range", detail.event_time))
     })?;
     let details = EventDetails {
         purpose: Some(purpose_from_detail_kind(kind)),
@@ -282,9 +272,7 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
         queue: detail.queue_id,
         // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
         disconnect_type: match action {
-            Action::Left => detail
-                .disconnect_type
-                .map(|d| d.to_ascii_lowercase().replace('_', ".")),
+            Action::Left => detail.disconnect_type.map(|d| d.to_ascii_lowercase().replace('_', ".")),
             Action::Joined => None,
         },
     };
@@ -329,13 +317,7 @@ mod tests {
         let summary: Vec<(&str, Action, i64)> = decoded
             .events
             .iter()
-            .map(|e| {
-                (
-                    e.participant.as_str(),
-                    e.action,
-                    e.at.timestamp_millis() % 1_000_000,
-                )
-            })
+            .map(|e| (e.participant.as_str(), e.action, e.at.timestamp_millis() % 1_000_000))
             .collect();
         assert_eq!(
             summary,
@@ -351,24 +333,13 @@ mod tests {
         assert_eq!(leave.queue.as_deref(), Some("q1"));
         assert_eq!(leave.media.as_deref(), Some("voice"));
         assert_eq!(leave.purpose.as_deref(), Some("agent"));
-        assert_eq!(
-            decoded.events[1].disconnect_type, None,
-            "a join carries no disconnect type"
-        );
+        assert_eq!(decoded.events[1].disconnect_type, None, "a join carries no disconnect type");
     }
 
     #[test]
     fn same_snapshot_twice_gives_identical_fingerprints() {
-        let first: Vec<_> = events(QUEUE_SNAPSHOT)
-            .events
-            .into_iter()
-            .map(|e| e.fingerprint)
-            .collect();
-        let second: Vec<_> = events(QUEUE_SNAPSHOT)
-            .events
-            .into_iter()
-            .map(|e| e.fingerprint)
-            .collect();
+        let first: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
+        let second: Vec<_> = events(QUEUE_SNAPSHOT).events.into_iter().map(|e| e.fingerprint).collect();
         assert_eq!(first, second);
     }
 

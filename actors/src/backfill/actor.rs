@@ -1,0 +1,231 @@
+//! BackfillActor: the REST worker that heals gaps. It takes `BackfillRequest`s from the
+//! TimelineActor, keeps at most one per conversation queued (a newer gap widens the
+//! request), runs at most `concurrency` calls at once, and retries: 429 after
+//! `Retry-After` (jittered, pausing every call), 401 after refreshing the token, 5xx and
+//! network errors with backoff, up to `max_attempts`. Every answer — events or a final
+//! failure — goes back to the TimelineActor as a `BackfillResult`.
+
+use super::BackfillError;
+use crate::backoff::Backoff;
+use crate::event::ParticipantEvent;
+use crate::metrics::{BackfillLabels, BackfillOutcome, Metrics};
+use crate::timeline::BackfillRequest;
+use crate::token::actor::{GetToken, Invalidate, TokenActor};
+use actix::prelude::*;
+use rand::Rng;
+use slog::{debug, warn, Logger};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct BackfillConfig {
+    pub api_base: String,
+    pub request_timeout: Duration,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Heal this conversation's gaps.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Backfill(pub BackfillRequest);
+
+/// What a backfill found: the conversation's events, or that it could not be had.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BackfillResult {
+    pub request: BackfillRequest,
+    pub events: Vec<ParticipantEvent>,
+    pub succeeded: bool,
+}
+
+pub struct BackfillActor {
+    config: BackfillConfig,
+    tokens: Addr<TokenActor>,
+    results: Recipient<BackfillResult>,
+    queue: VecDeque<String>,
+    queued: HashSet<String>,
+    /// Conversations waiting for a call, with the newest epoch asked for.
+    wanted: HashMap<String, u32>,
+    in_flight: HashSet<String>,
+    attempts: HashMap<String, u32>,
+    paused_until: Option<Instant>,
+    backoff: Backoff,
+    metrics: Arc<Metrics>,
+    log: Logger,
+}
+
+impl BackfillActor {
+    pub fn new(
+        config: BackfillConfig,
+        tokens: Addr<TokenActor>,
+        results: Recipient<BackfillResult>,
+        metrics: Arc<Metrics>,
+        log: Logger,
+    ) -> Self {
+        BackfillActor {
+            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            config,
+            tokens,
+            results,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            wanted: HashMap::new(),
+            in_flight: HashSet::new(),
+            attempts: HashMap::new(),
+            paused_until: None,
+            metrics,
+            log,
+        }
+    }
+
+    fn enqueue(&mut self, request: BackfillRequest) {
+        let epoch = self.wanted.entry(request.conversation.clone()).or_insert(0);
+        *epoch = (*epoch).max(request.epoch);
+        self.requeue(request.conversation);
+    }
+
+    /// Put a wanted conversation in line, unless it is in line or in flight already (the
+    /// newest epoch wanted is kept in `wanted` meanwhile).
+    fn requeue(&mut self, conversation: String) {
+        if self.wanted.contains_key(&conversation)
+            && !self.in_flight.contains(&conversation)
+            && self.queued.insert(conversation.clone())
+        {
+            self.queue.push_back(conversation);
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if let Some(until) = self.paused_until {
+            let now = Instant::now();
+            if now < until {
+                ctx.run_later(until - now, |act, ctx| act.pump(ctx));
+                return;
+            }
+            self.paused_until = None;
+        }
+        while self.in_flight.len() < self.config.concurrency {
+            let Some(conversation) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued.remove(&conversation);
+            let Some(epoch) = self.wanted.remove(&conversation) else {
+                continue;
+            };
+            self.in_flight.insert(conversation.clone());
+            let request = BackfillRequest { conversation, epoch };
+            let call = fetch(self.config.clone(), self.tokens.clone(), request.conversation.clone());
+            ctx.spawn(call.into_actor(self).map(move |result, act, ctx| act.answered(request, result, ctx)));
+        }
+    }
+
+    fn answered(
+        &mut self,
+        request: BackfillRequest,
+        result: Result<Vec<ParticipantEvent>, BackfillError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight.remove(&request.conversation);
+        let outcome = result.as_ref().map_or_else(BackfillError::outcome, |_| BackfillOutcome::Ok);
+        self.metrics.backfills.get_or_create(&BackfillLabels { outcome }).inc();
+        match result {
+            Ok(events) => {
+                self.backoff.reset();
+                self.attempts.remove(&request.conversation);
+                debug!(self.log, "backfilled"; "conversation" => &request.conversation, "events" => events.len());
+                self.deliver(BackfillResult { request, events, succeeded: true }, ctx);
+            }
+            Err(error) => {
+                let attempts = self.attempts.entry(request.conversation.clone()).or_insert(0);
+                *attempts += 1;
+                if !error.retryable() || *attempts >= self.config.max_attempts {
+                    warn!(self.log, "backfill failed for good; the timeline stays marked with its gap";
+                        "conversation" => &request.conversation, "error" => %error, "attempts" => *attempts);
+                    self.attempts.remove(&request.conversation);
+                    self.deliver(BackfillResult { request, events: Vec::new(), succeeded: false }, ctx);
+                } else {
+                    let delay = match &error {
+                        BackfillError::RateLimited(Some(wait)) => {
+                            *wait + wait.mul_f64(rand::rng().random::<f64>() * 0.2)
+                        }
+                        BackfillError::Unauthorized => {
+                            self.tokens.do_send(Invalidate);
+                            self.config.backoff_initial
+                        }
+                        _ => self.backoff.next_delay(&mut rand::rng()),
+                    };
+                    if matches!(error, BackfillError::RateLimited(_)) {
+                        // The limit is per client: every call waits, not just this one.
+                        self.paused_until = Some(Instant::now() + delay);
+                    }
+                    debug!(self.log, "backfill retry"; "conversation" => &request.conversation, "error" => %error,
+                        "retry_in_ms" => delay.as_millis() as u64);
+                    ctx.run_later(delay, move |act, ctx| {
+                        act.enqueue(request);
+                        act.pump(ctx);
+                    });
+                }
+            }
+        }
+        self.pump(ctx);
+    }
+
+    fn deliver(&mut self, result: BackfillResult, ctx: &mut Context<Self>) {
+        let conversation = result.request.conversation.clone();
+        let results = self.results.clone();
+        // Results are few and must not be dropped: wait for room rather than drop.
+        ctx.spawn(
+            async move {
+                let _ = results.send(result).await;
+            }
+            .into_actor(self),
+        );
+        // A gap marked while this call was in flight asks again.
+        self.requeue(conversation);
+    }
+}
+
+async fn fetch(
+    config: BackfillConfig,
+    tokens: Addr<TokenActor>,
+    conversation: String,
+) -> Result<Vec<ParticipantEvent>, BackfillError> {
+    let token = tokens
+        .send(GetToken)
+        .await
+        .map_err(|e| BackfillError::Network(e.to_string()))?
+        .map_err(|e| BackfillError::Network(e.to_string()))?;
+    let client = awc::Client::builder().timeout(config.request_timeout).finish();
+    let url = format!("{}/api/v2/conversations/{}", config.api_base.trim_end_matches('/'), conversation);
+    let mut response = client
+        .get(url)
+        .bearer_auth(token.value.expose())
+        .send()
+        .await
+        .map_err(|e| BackfillError::Network(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(BackfillError::from_status(status, crate::http::retry_after(response.headers())));
+    }
+    let body = response.body().limit(16 << 20).await.map_err(|e| BackfillError::Network(e.to_string()))?;
+    let decoded =
+        crate::wire::decode_conversation(&body).map_err(|e| BackfillError::BadBody(e.to_string()))?;
+    Ok(decoded.events)
+}
+
+impl Actor for BackfillActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Backfill> for BackfillActor {
+    type Result = ();
+
+    fn handle(&mut self, Backfill(request): Backfill, ctx: &mut Context<Self>) {
+        self.enqueue(request);
+        self.pump(ctx);
+    }
+}
