@@ -1,6 +1,8 @@
 use super::*;
 use crate::event::EventDetails;
+use dashmap::DashMap;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_767_258_000_000 + ms).unwrap()

@@ -1,0 +1,261 @@
+//! [`TimelineBook`]: every open [`Timeline`] (in a `DashMap` the HTTP side reads), the
+//! reorder window's releases, closing and idle eviction, tombstones of the recently
+//! closed, and the gaps to backfill.
+
+use super::{Applied, Timeline, TimelineRules};
+use crate::event::{Action, ParticipantEvent};
+use crate::record::{EntryRecord, TimelineRecord};
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Ask for a conversation's current state over REST, to heal its gaps up to `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackfillRequest {
+    pub conversation: String,
+    pub epoch: u32,
+}
+
+/// A published join or leave, for the log and the live feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineUpdate {
+    pub conversation_id: String,
+    pub entry: EntryRecord,
+    /// Published after an entry with a later event time (it arrived past the window).
+    pub late: bool,
+}
+
+/// Why a timeline was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Every participant left and the quiet period passed.
+    Ended,
+    /// No event for `idle_timeout`: closed incomplete.
+    Idle,
+    /// The daemon is stopping, or the input (replay) ended.
+    Shutdown,
+}
+
+/// What one [`TimelineBook::tick`] produced.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub updates: Vec<TimelineUpdate>,
+    pub closed: Vec<(TimelineRecord, CloseReason)>,
+}
+
+/// Every open timeline, plus tombstones of the recently closed.
+pub struct TimelineBook {
+    rules: TimelineRules,
+    open: Arc<DashMap<String, Timeline>>,
+    /// Conversations holding entries in the reorder window: only these are visited for
+    /// release on every tick.
+    holding: HashSet<String>,
+    tombstones: HashMap<String, Instant>,
+    last_sweep: Option<Instant>,
+    backfills: Vec<BackfillRequest>,
+    /// After a socket outage, conversations first seen before this are marked gapped.
+    new_are_gapped_until: Option<Instant>,
+}
+
+/// Closing and eviction are checked at most this often: they scan every open timeline.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+impl TimelineBook {
+    pub fn new(rules: TimelineRules, open: Arc<DashMap<String, Timeline>>) -> Self {
+        TimelineBook {
+            rules,
+            open,
+            holding: HashSet::new(),
+            tombstones: HashMap::new(),
+            last_sweep: None,
+            backfills: Vec::new(),
+            new_are_gapped_until: None,
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
+        if self.tombstones.contains_key(&event.conversation) {
+            return Applied::AfterClose;
+        }
+        let conversation = event.conversation.clone();
+        let first_seen = !self.open.contains_key(&conversation);
+        let applied = self
+            .open
+            .entry(conversation.clone())
+            .or_insert_with(|| Timeline::new(conversation.clone(), now))
+            .apply(event, now);
+        if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
+            self.mark_gap(&conversation, now);
+        }
+        if applied == Applied::Accepted {
+            self.holding.insert(conversation);
+        }
+        applied
+    }
+
+    /// Mark a conversation as having missed events; an unknown one is opened so that the
+    /// gap is reported when it closes rather than lost. A closed one stays closed. The
+    /// backfill to ask for is queued for [`TimelineBook::take_backfills`].
+    pub fn mark_gap(&mut self, conversation: &str, now: Instant) {
+        if self.tombstones.contains_key(conversation) {
+            return;
+        }
+        let epoch = self
+            .open
+            .entry(conversation.to_owned())
+            .or_insert_with(|| Timeline::new(conversation.to_owned(), now))
+            .mark_gap();
+        self.backfills.push(BackfillRequest { conversation: conversation.to_owned(), epoch });
+    }
+
+    /// The socket was down from some time until `now`: every open conversation may have
+    /// missed events, and so may any conversation first seen within `grace` from now (it
+    /// may have begun while nobody listened).
+    pub fn socket_gap(&mut self, now: Instant, grace: Duration) {
+        let open: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        for conversation in &open {
+            self.mark_gap(conversation, now);
+        }
+        self.new_are_gapped_until = Some(now + grace);
+    }
+
+    /// Backfills asked for since the last call.
+    pub fn take_backfills(&mut self) -> Vec<BackfillRequest> {
+        std::mem::take(&mut self.backfills)
+    }
+
+    /// Apply a backfill's answer: its events (deduplicated like any others), then the
+    /// healing. A conversation closed meanwhile stays closed.
+    pub fn backfilled(
+        &mut self,
+        request: &BackfillRequest,
+        events: Vec<ParticipantEvent>,
+        succeeded: bool,
+        now: Instant,
+    ) {
+        for event in events {
+            self.apply(event, now);
+        }
+        if let Some(mut timeline) = self.open.get_mut(&request.conversation) {
+            timeline.backfilled(request.epoch, succeeded);
+        }
+    }
+
+    pub fn is_open(&self, conversation: &str) -> bool {
+        self.open.contains_key(conversation)
+    }
+
+    /// Publish what the reorder window lets go, close what has ended or idled out.
+    pub fn tick(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        let window = self.rules.reorder_window;
+        let mut drained = Vec::new();
+        for conversation in &self.holding {
+            let Some(mut timeline) = self.open.get_mut(conversation) else {
+                drained.push(conversation.clone());
+                continue;
+            };
+            let last_published = timeline.published.last().map(|e| e.sort_key_owned());
+            let released = timeline.release(now, window);
+            let mut previous = last_published;
+            for entry in released {
+                let key = entry.sort_key_owned();
+                let late = previous.as_ref().is_some_and(|p| key < *p);
+                if !late {
+                    previous = Some(key);
+                }
+                tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
+            }
+            if !timeline.has_held() {
+                drained.push(conversation.clone());
+            }
+        }
+        for conversation in drained {
+            self.holding.remove(&conversation);
+        }
+        if self.last_sweep.is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL) {
+            self.last_sweep = Some(now);
+            self.sweep(now, &mut tick);
+        }
+        tick
+    }
+
+    fn sweep(&mut self, now: Instant, tick: &mut Tick) {
+        let rules = &self.rules;
+        let finished: Vec<(String, CloseReason)> = self
+            .open
+            .iter()
+            .filter_map(|t| {
+                if t.closable(now, rules) {
+                    Some((t.key().clone(), CloseReason::Ended))
+                } else if t.idle(now, rules) {
+                    Some((t.key().clone(), CloseReason::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (conversation, reason) in finished {
+            self.close(&conversation, reason, now, tick);
+        }
+        let ttl = self.rules.tombstone_ttl;
+        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
+    }
+
+    fn close(&mut self, conversation: &str, reason: CloseReason, now: Instant, tick: &mut Tick) {
+        let Some((conversation, mut timeline)) = self.open.remove(conversation) else {
+            return;
+        };
+        // Whatever is still held is published now, in order, before the summary.
+        for entry in timeline.release(now, Duration::ZERO) {
+            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late: false });
+        }
+        self.holding.remove(&conversation);
+        tick.closed.push((timeline.to_record(), reason));
+        self.tombstones.insert(conversation, now);
+    }
+
+    /// Close every open timeline (shutdown, end of replay input): complete ones as
+    /// complete, the rest flagged incomplete.
+    pub fn close_all(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        let conversations: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        for conversation in conversations {
+            self.close(&conversation, CloseReason::Shutdown, now, &mut tick);
+        }
+        tick
+    }
+}
+
+impl EntryRecord {
+    fn sort_key_owned(&self) -> (DateTime<Utc>, Action, String) {
+        (self.at, self.action, self.participant_id.clone())
+    }
+}
+
+/// Conversations whose events were dropped before reaching the TimelineActor (its mailbox
+/// was full, so it cannot be told by message). It drains this on every tick.
+#[derive(Debug, Default)]
+pub struct GapLedger(std::sync::Mutex<HashSet<String>>);
+
+impl GapLedger {
+    pub fn mark_all<'a>(&self, conversations: impl IntoIterator<Item = &'a str>) {
+        let mut marked = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for conversation in conversations {
+            if !marked.contains(conversation) {
+                marked.insert(conversation.to_owned());
+            }
+        }
+    }
+
+    pub fn drain(&self) -> Vec<String> {
+        let mut marked = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        marked.drain().collect()
+    }
+}
