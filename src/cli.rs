@@ -46,6 +46,7 @@ pub fn demo_settings(sim_base: &str, queues: &[String], dialect: Dialect) -> Set
     settings.genesys.dialect = dialect;
     settings.subscription.queues = queues.to_vec();
     settings.log.metrics_interval = Duration::from_secs(10);
+    settings.state.directory = None;
     settings
 }
 

@@ -18,7 +18,10 @@ use timelined_actors::mailbox::{Inbox, Mailbox};
 use timelined_actors::metrics::{Metrics, Stage};
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
-use timelined_actors::timeline::actor::{CloseAll, TimelineActor, TimelineActorConfig, TimelineLinks};
+use timelined_actors::timeline::actor::{
+    CloseAll, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
+};
+use timelined_actors::timeline::state::{self, StateError};
 use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
@@ -28,7 +31,15 @@ pub enum DaemonError {
     Sink { index: usize, path: String, source: std::io::Error },
     #[error("genesys.client_secret: not set")]
     NoSecret,
+    #[error("state.directory: {0}")]
+    State(#[from] StateError),
+    #[error("state.directory: cannot create {path}: {error}")]
+    StateDirectory { path: String, error: std::io::Error },
 }
+
+/// How much of each JSONL sink's end is read at start-up to find what was closed after
+/// the last checkpoint: far more than one checkpoint interval's worth.
+const SINK_TAIL_BYTES: u64 = 64 << 20;
 
 /// A running pipeline.
 pub struct Daemon {
@@ -38,6 +49,7 @@ pub struct Daemon {
     pub liveness: Arc<Liveness>,
     pub health: Arc<Health>,
     stale_timeout: std::time::Duration,
+    saves_state: bool,
     connection: Addr<ConnectionActor>,
     timeline: Addr<TimelineActor>,
     consumers: Vec<Addr<ConsumerActor>>,
@@ -140,11 +152,21 @@ impl Daemon {
             log.new(o!("actor" => "backfill")),
         )
         .start();
+        let book = resume(settings, timelines.clone(), &log)?;
         timeline_context.run(TimelineActor::new(
-            TimelineBook::new(timeline_rules(settings), timelines.clone()),
+            book,
             timeline_inbox.clone(),
-            TimelineLinks { consumers: publications, gaps: gaps.clone(), backfill: Some(backfill.recipient()) },
-            TimelineActorConfig { tick_interval: settings.pipeline.tick, gap_grace: settings.pipeline.gap_grace },
+            TimelineLinks {
+                consumers: publications,
+                gaps: gaps.clone(),
+                backfill: Some(backfill.recipient()),
+            },
+            TimelineActorConfig {
+                tick_interval: settings.pipeline.tick,
+                gap_grace: settings.pipeline.gap_grace,
+                state_directory: settings.state.directory.clone(),
+                checkpoint_interval: settings.state.checkpoint_interval,
+            },
             metrics.clone(),
             log.new(o!("actor" => "timeline")),
         ));
@@ -212,6 +234,7 @@ impl Daemon {
             liveness,
             health,
             stale_timeout,
+            saves_state: settings.state.directory.is_some(),
             connection,
             timeline,
             consumers,
@@ -229,7 +252,15 @@ impl Daemon {
     pub async fn shutdown(self) {
         info!(self.log, "shutting down");
         let _ = self.connection.send(Shutdown).await;
-        let _ = self.timeline.send(CloseAll).await;
+        if self.saves_state {
+            match self.timeline.send(Persist).await {
+                Ok(Ok(saved)) => info!(self.log, "open timelines saved for the next start"; "count" => saved),
+                Ok(Err(error)) => slog::error!(self.log, "could not save open timelines"; "error" => %error),
+                Err(_) => slog::error!(self.log, "timeline actor gone before saving"),
+            }
+        } else {
+            let _ = self.timeline.send(CloseAll).await;
+        }
         for consumer in &self.consumers {
             let _ = consumer.send(Flush).await;
         }
@@ -237,6 +268,45 @@ impl Daemon {
         log_metrics(&self.metrics, &self.log);
         info!(self.log, "timelined stopped");
     }
+}
+
+/// The timeline book to start with: empty, or resumed from the state directory (the
+/// resumed timelines marked with a gap to backfill; those a sink already holds left closed).
+fn resume(
+    settings: &Settings,
+    timelines: Arc<DashMap<String, Timeline>>,
+    log: &Logger,
+) -> Result<TimelineBook, DaemonError> {
+    let mut book = TimelineBook::new(timeline_rules(settings), timelines);
+    let Some(directory) = &settings.state.directory else {
+        return Ok(book);
+    };
+    std::fs::create_dir_all(directory)
+        .map_err(|error| DaemonError::StateDirectory { path: directory.display().to_string(), error })?;
+    let saved = match state::load(directory) {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return Ok(book),
+        Err(error @ StateError::Corrupt { .. }) => {
+            slog::error!(log, "saved state unusable; starting without it"; "error" => %error);
+            return Ok(book);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut already_closed = std::collections::HashSet::new();
+    for sink in &settings.sinks {
+        match timelined_actors::consumer::closed_in_sink(&sink.path, SINK_TAIL_BYTES) {
+            Ok(ids) => already_closed.extend(ids),
+            Err(error) => slog::warn!(log, "cannot read sink to avoid writing twice";
+                "path" => sink.path.display().to_string(), "error" => %error),
+        }
+    }
+    let saved_at = saved.saved_at;
+    let now = std::time::Instant::now();
+    let restored = book.restore(saved, &already_closed, now);
+    book.socket_gap(now, settings.pipeline.gap_grace);
+    info!(log, "resumed open timelines; backfilling what was missed while down";
+        "count" => restored, "saved_at" => saved_at.to_rfc3339());
+    Ok(book)
 }
 
 async fn metrics_line(metrics: Arc<Metrics>, every: std::time::Duration, log: Logger) {

@@ -40,6 +40,7 @@ pub struct Settings {
     pub heartbeat: HeartbeatSettings,
     pub reconnect: ReconnectSettings,
     pub backfill: BackfillSettings,
+    pub state: StateSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
     pub sinks: Vec<SinkSettings>,
@@ -190,6 +191,25 @@ pub struct BackfillSettings {
 impl Default for BackfillSettings {
     fn default() -> Self {
         BackfillSettings { concurrency: 4, max_attempts: 6 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// Open timelines are saved here on SIGTERM and at every checkpoint, and resumed from
+    /// here on start. Unset = nothing saved (open timelines close incomplete on exit).
+    pub directory: Option<PathBuf>,
+    #[serde(with = "duration")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            directory: Some(PathBuf::from("/var/lib/timelined")),
+            checkpoint_interval: Duration::from_secs(30),
+        }
     }
 }
 
@@ -400,6 +420,7 @@ impl Settings {
             ("reconnect.initial_backoff", self.reconnect.initial_backoff),
             ("reconnect.connect_timeout", self.reconnect.connect_timeout),
             ("genesys.request_timeout", genesys.request_timeout),
+            ("state.checkpoint_interval", self.state.checkpoint_interval),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s"));

@@ -118,6 +118,32 @@ impl Output for JsonlOutput {
     }
 }
 
+/// Conversation ids in the last `tail_bytes` of a JSONL sink: what was closed (and
+/// written) recently, so that a restart from an older checkpoint does not write it twice.
+pub fn closed_in_sink(path: &Path, tail_bytes: u64) -> io::Result<std::collections::HashSet<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Id {
+        conversation_id: String,
+    }
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(error) => return Err(error),
+    };
+    let length = file.metadata()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(tail_bytes)))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    // The first line may be cut by the seek, and the last by a crash: both fail to parse.
+    Ok(tail
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Id>(line).ok())
+        .map(|id| id.conversation_id)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +197,23 @@ mod tests {
         let lines: Vec<TimelineRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines, vec![record(), record()]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn closed_in_sink_reads_the_tail_and_skips_cut_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sink.jsonl");
+        let mut sink = JsonlOutput::open(&path).unwrap();
+        for id in ["a", "b", "c"] {
+            sink.closed(&TimelineRecord { conversation_id: id.into(), ..record() }, CloseReason::Ended)
+                .unwrap();
+        }
+        let all = closed_in_sink(&path, u64::MAX).unwrap();
+        assert_eq!(all.len(), 3);
+        let line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().len() as u64 + 1;
+        let tail = closed_in_sink(&path, line + line / 2).unwrap();
+        assert_eq!(tail, ["c".to_string()].into(), "a line cut by the seek is skipped");
+        assert!(closed_in_sink(&dir.path().join("none"), 10).unwrap().is_empty());
     }
 
     #[test]

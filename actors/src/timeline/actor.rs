@@ -3,6 +3,7 @@
 //! reorder window releases and what has closed to every consumer, each through its own
 //! bounded mailbox.
 
+use super::state::{self, StateError};
 use super::{Applied, GapLedger, Tick, TimelineBook};
 use crate::backfill::actor::{Backfill, BackfillResult};
 use crate::consumer::actor::Publication;
@@ -32,6 +33,12 @@ impl Weighted for ParticipantEvents {
 #[rtype(result = "()")]
 pub struct CloseAll;
 
+/// Shutdown with a state directory: publish what is held, close what is finished, save
+/// the rest for the next start. Answers how many timelines were saved.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StateError>")]
+pub struct Persist;
+
 /// The socket was down (from some time until now): every open conversation may have
 /// missed events.
 #[derive(Message)]
@@ -41,6 +48,9 @@ pub struct SocketGap;
 #[derive(Clone, Debug)]
 pub struct TimelineActorConfig {
     pub tick_interval: Duration,
+    /// Where open timelines are saved (checkpoints and shutdown); none = not saved.
+    pub state_directory: Option<std::path::PathBuf>,
+    pub checkpoint_interval: Duration,
     /// After an outage, conversations first seen within this long are presumed to have
     /// begun while nobody listened, and are backfilled.
     pub gap_grace: Duration,
@@ -87,6 +97,16 @@ impl TimelineActor {
         self.ask_backfills();
     }
 
+    /// Save the open timelines so that a SIGKILL loses at most one interval.
+    fn checkpoint(&mut self) {
+        let Some(directory) = &self.config.state_directory else {
+            return;
+        };
+        if let Err(error) = state::save(directory, &self.book.saved_state()) {
+            slog::error!(self.log, "checkpoint failed"; "error" => %error);
+        }
+    }
+
     fn ask_backfills(&mut self) {
         let requests = self.book.take_backfills();
         self.metrics.gaps.inc_by(requests.len() as u64);
@@ -131,6 +151,9 @@ impl Actor for TimelineActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.tick_interval, |act, _| act.tick());
+        if self.config.state_directory.is_some() {
+            ctx.run_interval(self.config.checkpoint_interval, |act, _| act.checkpoint());
+        }
     }
 }
 
@@ -158,6 +181,25 @@ impl Handler<CloseAll> for TimelineActor {
         self.tick();
         let tick = self.book.close_all(Instant::now());
         self.publish(tick);
+    }
+}
+
+impl Handler<Persist> for TimelineActor {
+    type Result = Result<usize, StateError>;
+
+    fn handle(&mut self, _: Persist, _: &mut Context<Self>) -> Self::Result {
+        self.tick();
+        let now = Instant::now();
+        let released = self.book.release_all(now);
+        self.publish(released);
+        let finished = self.book.close_finished(now);
+        self.publish(finished);
+        let saved = self.book.saved_state();
+        let count = saved.open.len();
+        if let Some(directory) = &self.config.state_directory {
+            state::save(directory, &saved)?;
+        }
+        Ok(count)
     }
 }
 

@@ -2,6 +2,7 @@
 //! reorder window's releases, closing and idle eviction, tombstones of the recently
 //! closed, and the gaps to backfill.
 
+use super::state::SavedState;
 use super::{Applied, Timeline, TimelineRules};
 use crate::event::{Action, ParticipantEvent};
 use crate::record::{EntryRecord, TimelineRecord};
@@ -219,6 +220,62 @@ impl TimelineBook {
         self.holding.remove(&conversation);
         tick.closed.push((timeline.to_record(), reason));
         self.tombstones.insert(conversation, now);
+    }
+
+    /// Close, without waiting out the quiet period, every timeline whose participants have
+    /// all left (shutdown: what is complete is written, the rest is saved).
+    pub fn close_finished(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        let finished: Vec<String> =
+            self.open.iter().filter(|t| t.finished()).map(|t| t.key().clone()).collect();
+        for conversation in finished {
+            self.close(&conversation, CloseReason::Ended, now, &mut tick);
+        }
+        tick
+    }
+
+    /// Publish every held entry now, whatever the reorder window says (shutdown).
+    pub fn release_all(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick::default();
+        for conversation in std::mem::take(&mut self.holding) {
+            if let Some(mut timeline) = self.open.get_mut(&conversation) {
+                for entry in timeline.release(now, Duration::ZERO) {
+                    tick.updates.push(TimelineUpdate {
+                        conversation_id: conversation.clone(),
+                        entry,
+                        late: false,
+                    });
+                }
+            }
+        }
+        tick
+    }
+
+    /// What to save: every open timeline as it stands (held entries included) and the
+    /// tombstones.
+    pub fn saved_state(&self) -> SavedState {
+        let open = self.open.iter().map(|t| t.to_record()).collect();
+        let closed = self.tombstones.keys().cloned().collect();
+        SavedState::new(open, closed)
+    }
+
+    /// Resume from a saved state: its timelines reopen, its tombstones stand again, and
+    /// those `already_closed` (found in a sink: closed after the state was saved) stay
+    /// closed. Everything reopened is marked with a gap, to be backfilled: events were
+    /// missed while the daemon was down.
+    pub fn restore(&mut self, state: SavedState, already_closed: &HashSet<String>, now: Instant) -> usize {
+        for conversation in state.closed.into_iter().chain(already_closed.iter().cloned()) {
+            self.tombstones.insert(conversation, now);
+        }
+        let mut restored = 0;
+        for record in state.open {
+            if self.tombstones.contains_key(&record.conversation_id) {
+                continue;
+            }
+            self.open.insert(record.conversation_id.clone(), Timeline::restore(record, now));
+            restored += 1;
+        }
+        restored
     }
 
     /// Close every open timeline (shutdown, end of replay input): complete ones as

@@ -7,6 +7,7 @@
 
 pub mod actor;
 mod book;
+pub mod state;
 
 pub use book::{BackfillRequest, CloseReason, GapLedger, Tick, TimelineBook, TimelineUpdate};
 
@@ -108,6 +109,46 @@ impl Timeline {
         }
     }
 
+    /// Rebuild a timeline saved by [`TimelineBook::saved_state`]: its entries count as
+    /// published (they were logged before the restart).
+    pub fn restore(record: TimelineRecord, now: Instant) -> Self {
+        let mut timeline = Timeline::new(record.conversation_id.clone(), now);
+        timeline.media = record.media_types.into_iter().collect();
+        for p in record.participants {
+            for (action, at) in [(Action::Joined, p.joined_at), (Action::Left, p.left_at)] {
+                if let Some(at) = at {
+                    timeline.seen.insert(Fingerprint::of(
+                        &record.conversation_id,
+                        &p.participant_id,
+                        action,
+                        at,
+                    ));
+                }
+            }
+            let state = ParticipantState {
+                purpose: p.purpose,
+                user: p.user_id,
+                queue: p.queue_id,
+                joined_at: p.joined_at,
+                left_at: p.left_at,
+                disconnect_type: p.disconnect_type,
+            };
+            timeline.participants.insert(p.participant_id, state);
+        }
+        timeline.published = record.entries;
+        timeline.gaps = record.gaps;
+        if record.gaps > 0 && !record.healed {
+            timeline.gap_epoch = 1;
+        }
+        timeline
+    }
+
+    /// Every participant has left and nothing is held or awaited: complete as far as we
+    /// know, whatever the quiet period says.
+    fn finished(&self) -> bool {
+        !self.has_held() && !self.backfill_pending && self.all_left()
+    }
+
     pub fn conversation(&self) -> &str {
         &self.conversation
     }
@@ -172,10 +213,7 @@ impl Timeline {
     }
 
     fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
-        !self.has_held()
-            && !self.backfill_pending
-            && self.all_left()
-            && now.saturating_duration_since(self.last_arrival) >= rules.close_after
+        self.finished() && now.saturating_duration_since(self.last_arrival) >= rules.close_after
     }
 
     fn idle(&self, now: Instant, rules: &TimelineRules) -> bool {

@@ -2,6 +2,7 @@ use super::*;
 use crate::event::EventDetails;
 use dashmap::DashMap;
 use proptest::prelude::*;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -263,4 +264,64 @@ fn conversations_first_seen_right_after_an_outage_are_gapped() {
     later.conversation = "conv-2".into();
     book.apply(later, start + Duration::from_secs(31));
     assert!(book.take_backfills().is_empty(), "past the grace period nothing is presumed missed");
+}
+
+#[test]
+fn a_saved_timeline_resumes_and_closes_as_if_uninterrupted_with_its_gap_healed() {
+    let start = Instant::now();
+    let mut before = book();
+    let mut events = conversation();
+    let after_restart = events.split_off(5);
+    for e in events {
+        before.apply(e, start);
+    }
+    let tick = before.release_all(start);
+    assert_eq!(tick.updates.len(), 5, "held entries are published before saving");
+    let state = before.saved_state();
+    let json = serde_json::to_string(&state).unwrap();
+
+    let mut resumed = book();
+    let restored = resumed.restore(serde_json::from_str(&json).unwrap(), &HashSet::new(), start);
+    assert_eq!(restored, 1);
+    resumed.socket_gap(start, Duration::from_secs(30));
+    let request = resumed.take_backfills().remove(0);
+    for e in after_restart {
+        resumed.apply(e, start);
+    }
+    resumed.backfilled(&request, conversation(), true, start);
+    let updates_after = resumed.tick(start + Duration::from_millis(150)).updates;
+    assert_eq!(updates_after.len(), 5, "entries logged before the restart are not logged again");
+    let closed = resumed.tick(start + Duration::from_secs(5)).closed;
+    let (record, _) = &closed[0];
+    let uninterrupted = &run(conversation()).1[0];
+    assert_eq!(record.entries, uninterrupted.entries);
+    assert_eq!(record.participants, uninterrupted.participants);
+    assert_eq!((record.gaps, record.healed, record.complete), (1, true, true));
+}
+
+#[test]
+fn a_timeline_already_in_the_sink_is_not_restored_and_stays_closed() {
+    let start = Instant::now();
+    let mut before = book();
+    for e in conversation().into_iter().take(3) {
+        before.apply(e, start);
+    }
+    let state = before.saved_state();
+    let mut resumed = book();
+    let in_sink: HashSet<String> = ["conv-1".to_string()].into();
+    assert_eq!(resumed.restore(state, &in_sink, start), 0);
+    assert_eq!(resumed.apply(conversation().remove(4), start), Applied::AfterClose);
+}
+
+#[test]
+fn shutdown_closes_what_is_finished_without_waiting_for_quiet() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    book.tick(start + Duration::from_millis(150));
+    let tick = book.close_finished(start + Duration::from_millis(150));
+    assert_eq!(tick.closed.len(), 1);
+    assert!(tick.closed[0].0.complete);
 }
