@@ -4,8 +4,9 @@
 //! exactly N; every further message is dropped and counted in
 //! `events_dropped_total{stage,reason}`, and handed back so the caller can mark the gap.
 
-use crate::metrics::{DropReason, Metrics, Stage};
+use crate::metrics::{ActorLabels, DropReason, Metrics, Stage};
 use actix::dev::{Message, Recipient, SendError};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub trait Weighted {
     }
 }
 
-/// The receiving side's view: it calls [`Inbox::taken`] first thing in every data handler.
+/// The receiving side's view: it calls [`Inbox::received`] first thing in every data handler.
 #[derive(Clone, Debug)]
 pub struct Inbox {
     stage: Stage,
@@ -25,11 +26,19 @@ pub struct Inbox {
     depth: Gauge,
     /// `mailbox_depth{actor}`, shared by every mailbox of the same stage.
     exported: Gauge,
+    /// `delivered_total{actor}`.
+    delivered: Counter,
 }
 
 impl Inbox {
     pub fn new(stage: Stage, capacity: usize, metrics: &Metrics) -> Self {
-        Inbox { stage, capacity, depth: Gauge::default(), exported: metrics.depth_gauge(stage) }
+        Inbox {
+            stage,
+            capacity,
+            depth: Gauge::default(),
+            exported: metrics.depth_gauge(stage),
+            delivered: metrics.delivered.get_or_create(&ActorLabels { actor: stage }).clone(),
+        }
     }
 
     /// Count one more queued message; returns how many were queued before it.
@@ -44,7 +53,14 @@ impl Inbox {
         self.capacity
     }
 
-    pub fn taken(&self) {
+    /// Called first thing by the receiving handler: one message fewer queued, one more
+    /// delivered (`delivered_total{actor}`).
+    pub fn received(&self) {
+        self.unqueue();
+        self.delivered.inc();
+    }
+
+    fn unqueue(&self) {
         self.exported.dec();
         self.depth.dec();
     }
@@ -83,17 +99,17 @@ where
 
     pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
         if self.inbox.queued() >= self.inbox.capacity as i64 {
-            self.inbox.taken();
+            self.inbox.unqueue();
             return Err(self.drop(message, DropReason::MailboxFull));
         }
         match self.recipient.try_send(message) {
             Ok(()) => Ok(()),
             Err(SendError::Full(message)) => {
-                self.inbox.taken();
+                self.inbox.unqueue();
                 Err(self.drop(message, DropReason::MailboxFull))
             }
             Err(SendError::Closed(message)) => {
-                self.inbox.taken();
+                self.inbox.unqueue();
                 Err(self.drop(message, DropReason::ReceiverGone))
             }
         }
@@ -133,7 +149,7 @@ mod tests {
     impl Handler<Item> for Counter {
         type Result = ();
         fn handle(&mut self, _: Item, _: &mut Context<Self>) {
-            self.inbox.taken();
+            self.inbox.unqueue();
             self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
@@ -164,6 +180,8 @@ mod tests {
             actix_rt::task::yield_now().await;
         }
         assert_eq!(inbox.depth(), 0, "the depth gauge follows the queue back down");
+        let delivered = metrics.delivered.get_or_create(&ActorLabels { actor: Stage::Timeline }).get();
+        assert_eq!(delivered + metrics.dropped(Stage::Timeline, DropReason::MailboxFull), (N + 10) as u64);
         assert!(mailbox.send(Item).is_ok(), "room again once drained");
     }
 

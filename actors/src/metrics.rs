@@ -108,6 +108,11 @@ pub struct ClosedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActorLabels {
     pub actor: Stage,
 }
@@ -132,6 +137,8 @@ pub struct Metrics {
     pub mailbox_depth: Family<ActorLabels, Gauge>,
     /// Seconds since the Unix epoch of the last frame received (0 before the first).
     pub last_frame_timestamp_seconds: Gauge<f64, AtomicU64>,
+    /// Messages each consumer took from its mailbox (offered = delivered + dropped).
+    pub delivered: Family<ActorLabels, Counter>,
 }
 
 impl Metrics {
@@ -154,6 +161,7 @@ impl Metrics {
             gaps: Counter::default(),
             mailbox_depth: Family::default(),
             last_frame_timestamp_seconds: Gauge::default(),
+            delivered: Family::default(),
             registry: Registry::default(),
         };
         for &stage in Stage::ALL {
@@ -161,6 +169,7 @@ impl Metrics {
                 drop(metrics.events_dropped.get_or_create(&DropLabels { stage, reason }));
             }
             drop(metrics.mailbox_depth.get_or_create(&ActorLabels { actor: stage }));
+            drop(metrics.delivered.get_or_create(&ActorLabels { actor: stage }));
         }
         for reason in MalformedReason::ALL {
             drop(metrics.malformed_frames.get_or_create(&MalformedLabels { reason }));
@@ -210,6 +219,17 @@ impl Metrics {
             "Unix time of the last frame received",
             metrics.last_frame_timestamp_seconds.clone(),
         );
+        r.register("delivered", "Messages taken from each actor's mailbox", metrics.delivered.clone());
+        let build_info: Family<BuildLabels, Gauge> = Family::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        r.register("build_info", "Version of the running binary (value 1)", build_info);
+        let start_time: Gauge<f64, AtomicU64> = Gauge::default();
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        r.register("process_start_time_seconds", "Unix time the process started", start_time);
         Metrics { registry, ..metrics }
     }
 

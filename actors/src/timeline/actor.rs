@@ -161,7 +161,7 @@ impl Handler<ParticipantEvents> for TimelineActor {
     type Result = ();
 
     fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, _: &mut Context<Self>) {
-        self.inbox.taken();
+        self.inbox.received();
         let now = Instant::now();
         for event in events {
             match self.book.apply(event, now) {
