@@ -149,7 +149,7 @@ mod tests {
     impl Handler<Item> for Counter {
         type Result = ();
         fn handle(&mut self, _: Item, _: &mut Context<Self>) {
-            self.inbox.unqueue();
+            self.inbox.received();
             self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
