@@ -19,7 +19,7 @@ use timelined_actors::metrics::{Metrics, Stage};
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
 use timelined_actors::timeline::actor::{
-    CloseAll, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
+    CloseAll, ConsumerLink, Drain, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
 use timelined_actors::timeline::state::{self, StateError};
 use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
@@ -53,6 +53,7 @@ pub struct Daemon {
     connection: Addr<ConnectionActor>,
     timeline: Addr<TimelineActor>,
     consumers: Vec<Addr<ConsumerActor>>,
+    arbiters: Vec<Arbiter>,
     metrics_line: actix_rt::task::JoinHandle<()>,
     log: Logger,
 }
@@ -68,12 +69,16 @@ pub fn timeline_rules(settings: &Settings) -> TimelineRules {
     }
 }
 
-fn start_consumer(output: Box<dyn Output>, inbox: Inbox, log: &Logger) -> Addr<ConsumerActor> {
+/// Each output on its own arbiter (thread): a sink that blocks on I/O fills its own
+/// mailbox — counted — and holds up neither the pipeline nor the other outputs.
+fn start_consumer(output: Box<dyn Output>, inbox: Inbox, log: &Logger) -> (Arbiter, Addr<ConsumerActor>) {
     let log = log.clone();
-    ConsumerActor::create(move |ctx| {
+    let arbiter = Arbiter::new();
+    let consumer = ConsumerActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         ctx.set_mailbox_capacity(inbox.capacity());
         ConsumerActor::new(output, inbox, log)
-    })
+    });
+    (arbiter, consumer)
 }
 
 impl Daemon {
@@ -87,6 +92,7 @@ impl Daemon {
         let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
 
         let mut consumers = Vec::new();
+        let mut arbiters = Vec::new();
         let mut publications = Vec::new();
         let consumer_capacity = settings.pipeline.consumer_mailbox;
         let mut outputs: Vec<(Stage, Box<dyn Output>)> =
@@ -104,13 +110,12 @@ impl Daemon {
             }
         }
         for (stage, output) in outputs {
+            let wants_updates = output.wants_updates();
             let inbox = Inbox::new(stage, consumer_capacity, &metrics);
-            let consumer = start_consumer(output, inbox.clone(), &log);
-            publications.push(Mailbox::<Publication>::new(
-                consumer.clone().recipient(),
-                inbox,
-                metrics.clone(),
-            ));
+            let (arbiter, consumer) = start_consumer(output, inbox.clone(), &log);
+            arbiters.push(arbiter);
+            let mailbox = Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone());
+            publications.push(ConsumerLink { mailbox, wants_updates });
             consumers.push(consumer);
         }
 
@@ -238,6 +243,7 @@ impl Daemon {
             connection,
             timeline,
             consumers,
+            arbiters,
             metrics_line,
             log,
         })
@@ -261,8 +267,23 @@ impl Daemon {
         } else {
             let _ = self.timeline.send(CloseAll).await;
         }
+        // Closed timelines that found a consumer's mailbox full are still waiting: offer
+        // them until every one is taken (or the stop timeout would be near).
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(waiting) = self.timeline.send(Drain).await {
+            if waiting == 0 || std::time::Instant::now() > give_up {
+                if waiting > 0 {
+                    slog::error!(self.log, "closed timelines not delivered before exit"; "count" => waiting);
+                }
+                break;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         for consumer in &self.consumers {
             let _ = consumer.send(Flush).await;
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
         }
         self.metrics_line.abort();
         log_metrics(&self.metrics, &self.log);

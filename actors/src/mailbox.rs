@@ -53,11 +53,12 @@ impl Inbox {
         self.capacity
     }
 
-    /// Called first thing by the receiving handler: one message fewer queued, one more
-    /// delivered (`delivered_total{actor}`).
-    pub fn received(&self) {
+    /// Called first thing by the receiving handler with the message's weight: one message
+    /// fewer queued, `weight` more events delivered (`delivered_total{actor}`, the twin of
+    /// `events_dropped_total{stage}`: offered = delivered + dropped).
+    pub fn received(&self, weight: u64) {
         self.unqueue();
-        self.delivered.inc();
+        self.delivered.inc_by(weight);
     }
 
     fn unqueue(&self) {
@@ -97,25 +98,32 @@ where
         Mailbox { recipient, inbox, metrics }
     }
 
+    /// Deliver, or drop and count.
     pub fn send(&self, message: M) -> Result<(), Dropped<M>> {
+        self.offer(message).map_err(|refused| self.count_drop(refused.message, refused.reason))
+    }
+
+    /// Deliver, or hand the message back uncounted: for a caller that keeps it and tries
+    /// again (and counts it with [`Mailbox::count_drop`] if it finally gives up).
+    pub fn offer(&self, message: M) -> Result<(), Dropped<M>> {
         if self.inbox.queued() >= self.inbox.capacity as i64 {
             self.inbox.unqueue();
-            return Err(self.drop(message, DropReason::MailboxFull));
+            return Err(Dropped { message, reason: DropReason::MailboxFull });
         }
         match self.recipient.try_send(message) {
             Ok(()) => Ok(()),
             Err(SendError::Full(message)) => {
                 self.inbox.unqueue();
-                Err(self.drop(message, DropReason::MailboxFull))
+                Err(Dropped { message, reason: DropReason::MailboxFull })
             }
             Err(SendError::Closed(message)) => {
                 self.inbox.unqueue();
-                Err(self.drop(message, DropReason::ReceiverGone))
+                Err(Dropped { message, reason: DropReason::ReceiverGone })
             }
         }
     }
 
-    fn drop(&self, message: M, reason: DropReason) -> Dropped<M> {
+    pub fn count_drop(&self, message: M, reason: DropReason) -> Dropped<M> {
         self.metrics
             .events_dropped
             .get_or_create(&crate::metrics::DropLabels { stage: self.inbox.stage, reason })
@@ -149,7 +157,7 @@ mod tests {
     impl Handler<Item> for Counter {
         type Result = ();
         fn handle(&mut self, _: Item, _: &mut Context<Self>) {
-            self.inbox.received();
+            self.inbox.received(1);
             self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }

@@ -137,7 +137,7 @@ pub struct Metrics {
     pub mailbox_depth: Family<ActorLabels, Gauge>,
     /// Seconds since the Unix epoch of the last frame received (0 before the first).
     pub last_frame_timestamp_seconds: Gauge<f64, AtomicU64>,
-    /// Messages each consumer took from its mailbox (offered = delivered + dropped).
+    /// Events each actor took from its mailbox (offered = delivered + dropped).
     pub delivered: Family<ActorLabels, Counter>,
 }
 
@@ -219,7 +219,7 @@ impl Metrics {
             "Unix time of the last frame received",
             metrics.last_frame_timestamp_seconds.clone(),
         );
-        r.register("delivered", "Messages taken from each actor's mailbox", metrics.delivered.clone());
+        r.register("delivered", "Events taken from each actor's mailbox", metrics.delivered.clone());
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         r.register("build_info", "Version of the running binary (value 1)", build_info);

@@ -86,3 +86,38 @@ pub fn assert_same_timelines(
 pub fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
+
+/// Every conversation of the truth is in `closed` exactly once and equals it — or, where
+/// the daemon marked a gap, it says so, is healed and complete, and otherwise equals it.
+/// Returns how many were healed.
+pub fn assert_equal_or_healed(label: &str, closed: &[TimelineRecord], truth: &[TimelineRecord]) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    for record in closed {
+        assert!(
+            seen.insert(record.conversation_id.clone()),
+            "{label}: {} written twice",
+            record.conversation_id
+        );
+    }
+    let actual = by_id(closed.to_vec());
+    let mut healed = 0;
+    for want in truth {
+        let Some(got) = actual.get(&want.conversation_id) else {
+            panic!("{label}: conversation {} lost", want.conversation_id);
+        };
+        if got.gaps == 0 {
+            assert_eq!(got, want, "{label}: conversation {} differs", want.conversation_id);
+        } else {
+            assert!(
+                got.healed && got.complete,
+                "{label}: {} has a gap and is not healed: {got:?}",
+                got.conversation_id
+            );
+            let normalised = TimelineRecord { gaps: 0, healed: false, ..got.clone() };
+            assert_eq!(&normalised, want, "{label}: healed conversation {} differs", want.conversation_id);
+            healed += 1;
+        }
+    }
+    assert_eq!(actual.len(), truth.len(), "{label}: timelines the simulator never played");
+    healed
+}

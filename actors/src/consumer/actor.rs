@@ -55,7 +55,7 @@ impl Handler<Publication> for ConsumerActor {
     type Result = ();
 
     fn handle(&mut self, publication: Publication, _: &mut Context<Self>) {
-        self.inbox.received();
+        self.inbox.received(publication.weight());
         let result = match &publication {
             Publication::Update(update) => self.output.update(update),
             Publication::Closed(record, reason) => self.output.closed(record, *reason),

@@ -10,7 +10,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-pub trait Output {
+/// One output. `Send`: each runs on its own arbiter (thread), so a slow one blocks nobody.
+pub trait Output: Send {
+    /// Whether this output takes each join/leave, or only closed timelines.
+    fn wants_updates(&self) -> bool {
+        true
+    }
+
     fn update(&mut self, update: &TimelineUpdate) -> io::Result<()>;
     fn closed(&mut self, record: &TimelineRecord, reason: CloseReason) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
@@ -102,6 +108,10 @@ impl JsonlOutput {
 }
 
 impl Output for JsonlOutput {
+    fn wants_updates(&self) -> bool {
+        false
+    }
+
     fn update(&mut self, _: &TimelineUpdate) -> io::Result<()> {
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::consumer::actor::Publication;
 use crate::event::ParticipantEvent;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::{Inbox, Mailbox, Weighted};
-use crate::metrics::Metrics;
+use crate::metrics::{DropReason, Metrics};
 use actix::prelude::*;
 use slog::Logger;
 use std::sync::Arc;
@@ -39,6 +39,12 @@ pub struct CloseAll;
 #[rtype(result = "Result<usize, StateError>")]
 pub struct Persist;
 
+/// Offer again the closed timelines still waiting for room; answers how many still wait
+/// (shutdown repeats it until none do).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Drain;
+
 /// The socket was down (from some time until now): every open conversation may have
 /// missed events.
 #[derive(Message)]
@@ -56,17 +62,27 @@ pub struct TimelineActorConfig {
     pub gap_grace: Duration,
 }
 
+/// One consumer's mailbox, and whether it takes joins/leaves or only closed timelines.
+pub struct ConsumerLink {
+    pub mailbox: Mailbox<Publication>,
+    pub wants_updates: bool,
+}
+
 /// Where the TimelineActor sends what it produces.
 pub struct TimelineLinks {
-    pub consumers: Vec<Mailbox<Publication>>,
+    pub consumers: Vec<ConsumerLink>,
     /// Conversations whose events were dropped on the way in.
     pub gaps: Arc<GapLedger>,
     /// Where backfills are asked for (none in replay).
     pub backfill: Option<Recipient<Backfill>>,
 }
 
+/// Closed timelines waiting for room in a consumer's mailbox, at most this many.
+const MAX_REDELIVERY: usize = 100_000;
+
 pub struct TimelineActor {
     book: TimelineBook,
+    redelivery: std::collections::VecDeque<(usize, Publication)>,
     inbox: Inbox,
     links: TimelineLinks,
     config: TimelineActorConfig,
@@ -84,10 +100,20 @@ impl TimelineActor {
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
-        TimelineActor { book, inbox, links, config, bad_input: BadInputLog::default(), metrics, log }
+        TimelineActor {
+            book,
+            redelivery: Default::default(),
+            inbox,
+            links,
+            config,
+            bad_input: BadInputLog::default(),
+            metrics,
+            log,
+        }
     }
 
     fn tick(&mut self) {
+        self.redeliver();
         let now = Instant::now();
         for conversation in self.links.gaps.drain() {
             self.book.mark_gap(&conversation, now);
@@ -137,11 +163,47 @@ impl TimelineActor {
         self.metrics.open_conversations.set(self.book.open_count() as i64);
     }
 
+    /// Send to every consumer. A join/leave line that does not fit is dropped and counted;
+    /// a closed timeline is kept and offered again on the next ticks — it is the product —
+    /// unless its consumer is gone or too much is already waiting.
     fn broadcast(&mut self, publication: Publication) {
-        for consumer in &self.links.consumers {
-            if let Err(dropped) = consumer.send(publication.clone()) {
-                self.bad_input.dropped(&self.log, consumer.stage(), dropped.reason);
+        let is_update = matches!(publication, Publication::Update(_));
+        for index in 0..self.links.consumers.len() {
+            if !is_update || self.links.consumers[index].wants_updates {
+                self.deliver(index, publication.clone());
             }
+        }
+    }
+
+    fn deliver(&mut self, index: usize, publication: Publication) {
+        let consumer = &self.links.consumers[index].mailbox;
+        let refused = match publication {
+            Publication::Closed(..) => match consumer.offer(publication) {
+                Ok(()) => return,
+                Err(refused)
+                    if refused.reason == DropReason::MailboxFull
+                        && self.redelivery.len() < MAX_REDELIVERY =>
+                {
+                    self.redelivery.push_back((index, refused.message));
+                    return;
+                }
+                Err(refused) => consumer.count_drop(refused.message, refused.reason),
+            },
+            Publication::Update(_) => match consumer.send(publication) {
+                Ok(()) => return,
+                Err(dropped) => dropped,
+            },
+        };
+        self.bad_input.dropped(&self.log, consumer.stage(), refused.reason);
+    }
+
+    /// Offer the closed timelines that did not fit before, oldest first.
+    fn redeliver(&mut self) {
+        for _ in 0..self.redelivery.len() {
+            let Some((index, publication)) = self.redelivery.pop_front() else {
+                break;
+            };
+            self.deliver(index, publication);
         }
     }
 }
@@ -161,7 +223,7 @@ impl Handler<ParticipantEvents> for TimelineActor {
     type Result = ();
 
     fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, _: &mut Context<Self>) {
-        self.inbox.received();
+        self.inbox.received(events.len() as u64);
         let now = Instant::now();
         for event in events {
             match self.book.apply(event, now) {
@@ -200,6 +262,15 @@ impl Handler<Persist> for TimelineActor {
             state::save(directory, &saved)?;
         }
         Ok(count)
+    }
+}
+
+impl Handler<Drain> for TimelineActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> usize {
+        self.redeliver();
+        self.redelivery.len()
     }
 }
 
