@@ -4,7 +4,7 @@
 use crate::daemon::{timeline_rules, Daemon};
 use crate::settings::{LogFormat, LogLevel, Settings, SinkSettings};
 use crate::sim::{self, SimConfig};
-use crate::telemetry;
+use crate::{systemd, telemetry};
 use slog::info;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,8 +28,14 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         let daemon = Daemon::start(&settings, log.clone())?;
+        systemd::ready("started; connecting", &log);
+        let watchdog = systemd::spawn_watchdog(daemon.probe(), log.clone());
         termination().await;
         info!(log, "termination signal received");
+        systemd::stopping(&log);
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
         daemon.shutdown().await;
         anyhow::Ok(())
     })?;

@@ -19,7 +19,7 @@ use timelined_actors::metrics::{Metrics, Stage};
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
 use timelined_actors::timeline::actor::{
-    CloseAll, ConsumerLink, Drain, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
+    Alive, CloseAll, ConsumerLink, Drain, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
 use timelined_actors::timeline::state::{self, StateError};
 use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
@@ -251,7 +251,18 @@ impl Daemon {
 
     /// `Ok` when subscribed with a fresh socket; else why not (for `/readyz`).
     pub fn readiness(&self) -> Result<(), String> {
-        self.health.readiness(&self.liveness, self.stale_timeout)
+        self.probe().readiness()
+    }
+
+    /// A cheap, clonable view for the watchdog and the HTTP side.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            timeline: self.timeline.clone(),
+            health: self.health.clone(),
+            liveness: self.liveness.clone(),
+            metrics: self.metrics.clone(),
+            stale_timeout: self.stale_timeout,
+        }
     }
 
     /// Stop reading, publish and close what is open, flush every output.
@@ -288,6 +299,41 @@ impl Daemon {
         self.metrics_line.abort();
         log_metrics(&self.metrics, &self.log);
         info!(self.log, "timelined stopped");
+    }
+}
+
+/// What the watchdog, `STATUS=` and `/readyz` read of a running daemon.
+#[derive(Clone)]
+pub struct Probe {
+    timeline: Addr<TimelineActor>,
+    health: Arc<Health>,
+    liveness: Arc<Liveness>,
+    metrics: Arc<Metrics>,
+    stale_timeout: std::time::Duration,
+}
+
+impl Probe {
+    pub fn readiness(&self) -> Result<(), String> {
+        self.health.readiness(&self.liveness, self.stale_timeout)
+    }
+
+    /// The actor system answers within `within`: the TimelineActor's loop is turning.
+    pub async fn alive(&self, within: std::time::Duration) -> bool {
+        matches!(actix_rt::time::timeout(within, self.timeline.send(Alive)).await, Ok(Ok(())))
+    }
+
+    /// One line for `systemctl status` (`STATUS=`).
+    pub fn status_line(&self) -> String {
+        let state = match self.readiness() {
+            Ok(()) => "streaming".to_owned(),
+            Err(why) => format!("not ready: {why}"),
+        };
+        format!(
+            "{state}; {} open conversations, {} closed, {} events dropped",
+            self.metrics.open_conversations.get(),
+            self.metrics.closed(true) + self.metrics.closed(false),
+            self.metrics.dropped_total()
+        )
     }
 }
 

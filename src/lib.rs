@@ -7,4 +7,5 @@ pub mod daemon;
 pub mod replay;
 pub mod settings;
 pub mod sim;
+pub mod systemd;
 pub mod telemetry;

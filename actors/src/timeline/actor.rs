@@ -39,6 +39,11 @@ pub struct CloseAll;
 #[rtype(result = "Result<usize, StateError>")]
 pub struct Persist;
 
+/// Answers at once: the actor system's loop is turning (systemd watchdog).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Alive;
+
 /// Offer again the closed timelines still waiting for room; answers how many still wait
 /// (shutdown repeats it until none do).
 #[derive(Message)]
@@ -263,6 +268,12 @@ impl Handler<Persist> for TimelineActor {
         }
         Ok(count)
     }
+}
+
+impl Handler<Alive> for TimelineActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Alive, _: &mut Context<Self>) {}
 }
 
 impl Handler<Drain> for TimelineActor {
