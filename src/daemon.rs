@@ -145,6 +145,8 @@ impl Daemon {
         let backfill = BackfillActor::new(
             BackfillConfig {
                 api_base: settings.genesys.api_base(),
+                queues: settings.subscription.queues.clone(),
+                users: settings.subscription.users.clone(),
                 request_timeout: settings.genesys.request_timeout,
                 concurrency: settings.backfill.concurrency,
                 max_attempts: settings.backfill.max_attempts,
@@ -152,6 +154,7 @@ impl Daemon {
                 backoff_max: settings.reconnect.max_backoff,
             },
             tokens.clone(),
+            timeline.clone().recipient(),
             timeline.clone().recipient(),
             metrics.clone(),
             log.new(o!("actor" => "backfill")),
@@ -164,7 +167,8 @@ impl Daemon {
             TimelineLinks {
                 consumers: publications,
                 gaps: gaps.clone(),
-                backfill: Some(backfill.recipient()),
+                backfill: Some(backfill.clone().recipient()),
+                discover: Some(backfill.recipient()),
             },
             TimelineActorConfig {
                 tick_interval: settings.pipeline.tick,

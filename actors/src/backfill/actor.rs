@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct BackfillConfig {
     pub api_base: String,
+    /// Queues and users whose conversations are searched for after an outage.
+    pub queues: Vec<String>,
+    pub users: Vec<String>,
     pub request_timeout: Duration,
     pub concurrency: usize,
     pub max_attempts: u32,
@@ -32,6 +35,19 @@ pub struct BackfillConfig {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Backfill(pub BackfillRequest);
+
+/// Find the conversations that started in this event-time window (an outage).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Discover {
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub to: chrono::DateTime<chrono::Utc>,
+}
+
+/// Conversations found by a [`Discover`] search.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Discovered(pub Vec<String>);
 
 /// What a backfill found: the conversation's events, or that it could not be had.
 #[derive(Message)]
@@ -46,6 +62,7 @@ pub struct BackfillActor {
     config: BackfillConfig,
     tokens: Addr<TokenActor>,
     results: Recipient<BackfillResult>,
+    discovered: Recipient<Discovered>,
     queue: VecDeque<String>,
     queued: HashSet<String>,
     /// Conversations waiting for a call, with the newest epoch asked for.
@@ -63,6 +80,7 @@ impl BackfillActor {
         config: BackfillConfig,
         tokens: Addr<TokenActor>,
         results: Recipient<BackfillResult>,
+        discovered: Recipient<Discovered>,
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
@@ -71,6 +89,7 @@ impl BackfillActor {
             config,
             tokens,
             results,
+            discovered,
             queue: VecDeque::new(),
             queued: HashSet::new(),
             wanted: HashMap::new(),
@@ -215,6 +234,90 @@ async fn fetch(
     let decoded =
         crate::wire::decode_conversation(&body).map_err(|e| BackfillError::BadBody(e.to_string()))?;
     Ok(decoded.events)
+}
+
+/// Every conversation that started in `[from, to)` on the configured queues and users,
+/// page by page; a rate limit or server error is retried a few times.
+async fn search(
+    config: BackfillConfig,
+    tokens: Addr<TokenActor>,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, BackfillError> {
+    const MAX_PAGES: u32 = 100;
+    let url =
+        format!("{}/api/v2/analytics/conversations/details/query", config.api_base.trim_end_matches('/'));
+    let client = awc::Client::builder().timeout(config.request_timeout).finish();
+    let mut found = Vec::new();
+    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    let mut page = 1;
+    let mut attempts = 0;
+    while page <= MAX_PAGES {
+        let token = tokens
+            .send(GetToken)
+            .await
+            .map_err(|e| BackfillError::Network(e.to_string()))?
+            .map_err(|e| BackfillError::Network(e.to_string()))?;
+        let body = super::details_query(from, to, &config.queues, &config.users, page);
+        let answer = match client.post(&url).bearer_auth(token.value.expose()).send_json(&body).await {
+            Ok(mut response) if response.status().as_u16() == 200 => response
+                .json::<super::DetailsPage>()
+                .limit(16 << 20)
+                .await
+                .map_err(|e| BackfillError::BadBody(e.to_string())),
+            Ok(response) => Err(BackfillError::from_status(
+                response.status().as_u16(),
+                crate::http::retry_after(response.headers()),
+            )),
+            Err(error) => Err(BackfillError::Network(error.to_string())),
+        };
+        match answer {
+            Ok(details) => {
+                let count = details.conversations.len();
+                found.extend(details.conversations.into_iter().map(|c| c.conversation_id));
+                let total = details.total_hits.unwrap_or(0) as usize;
+                if count < super::DETAILS_PAGE_SIZE as usize || found.len() >= total {
+                    return Ok(found);
+                }
+                page += 1;
+            }
+            Err(error) if error.retryable() && attempts + 1 < config.max_attempts => {
+                attempts += 1;
+                if error == BackfillError::Unauthorized {
+                    tokens.do_send(Invalidate);
+                }
+                let delay = match &error {
+                    BackfillError::RateLimited(Some(wait)) => *wait,
+                    _ => backoff.next_delay(&mut rand::rng()),
+                };
+                actix_rt::time::sleep(delay).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(found)
+}
+
+impl Handler<Discover> for BackfillActor {
+    type Result = ();
+
+    fn handle(&mut self, Discover { from, to }: Discover, ctx: &mut Context<Self>) {
+        if self.config.queues.is_empty() && self.config.users.is_empty() {
+            return;
+        }
+        let call = search(self.config.clone(), self.tokens.clone(), from, to);
+        ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
+            Ok(ids) => {
+                debug!(act.log, "outage searched"; "conversations" => ids.len());
+                let _ = act.discovered.do_send(Discovered(ids));
+            }
+            Err(error) => {
+                act.metrics.backfills.get_or_create(&BackfillLabels { outcome: error.outcome() }).inc();
+                warn!(act.log, "could not search the outage for conversations missed entirely";
+                    "error" => %error, "from" => from.to_rfc3339(), "to" => to.to_rfc3339());
+            }
+        }));
+    }
 }
 
 impl Actor for BackfillActor {

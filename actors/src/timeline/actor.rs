@@ -5,7 +5,8 @@
 
 use super::state::{self, StateError};
 use super::{Applied, GapLedger, Tick, TimelineBook};
-use crate::backfill::actor::{Backfill, BackfillResult};
+use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
+use crate::backfill::OutageWindow;
 use crate::consumer::actor::Publication;
 use crate::event::ParticipantEvent;
 use crate::internal_events::BadInputLog;
@@ -80,6 +81,8 @@ pub struct TimelineLinks {
     pub gaps: Arc<GapLedger>,
     /// Where backfills are asked for (none in replay).
     pub backfill: Option<Recipient<Backfill>>,
+    /// Where an outage is searched for conversations missed entirely.
+    pub discover: Option<Recipient<Discover>>,
 }
 
 /// Closed timelines waiting for room in a consumer's mailbox, at most this many.
@@ -87,6 +90,7 @@ const MAX_REDELIVERY: usize = 100_000;
 
 pub struct TimelineActor {
     book: TimelineBook,
+    outage: OutageWindow,
     redelivery: std::collections::VecDeque<(usize, Publication)>,
     inbox: Inbox,
     links: TimelineLinks,
@@ -105,8 +109,14 @@ impl TimelineActor {
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
+        let mut outage = OutageWindow::default();
+        if book.open_count() > 0 {
+            // Resumed after a restart: events were missed since the latest one saved.
+            outage.resumed(book.latest_entry_time());
+        }
         TimelineActor {
             book,
+            outage,
             redelivery: Default::default(),
             inbox,
             links,
@@ -230,6 +240,11 @@ impl Handler<ParticipantEvents> for TimelineActor {
     fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, _: &mut Context<Self>) {
         self.inbox.received(events.len() as u64);
         let now = Instant::now();
+        if let Some(latest) = events.iter().map(|e| e.at).max() {
+            if let (Some((from, to)), Some(discover)) = (self.outage.observed(latest), &self.links.discover) {
+                discover.do_send(Discover { from, to });
+            }
+        }
         for event in events {
             match self.book.apply(event, now) {
                 Applied::Accepted => {}
@@ -290,6 +305,22 @@ impl Handler<SocketGap> for TimelineActor {
 
     fn handle(&mut self, _: SocketGap, _: &mut Context<Self>) {
         self.book.socket_gap(Instant::now(), self.config.gap_grace);
+        self.outage.socket_gap();
+        self.ask_backfills();
+    }
+}
+
+impl Handler<Discovered> for TimelineActor {
+    type Result = ();
+
+    fn handle(&mut self, Discovered(conversations): Discovered, _: &mut Context<Self>) {
+        let now = Instant::now();
+        for conversation in conversations {
+            // Known ones are already marked; the rest were missed entirely.
+            if !self.book.is_known(&conversation) {
+                self.book.mark_gap(&conversation, now);
+            }
+        }
         self.ask_backfills();
     }
 }

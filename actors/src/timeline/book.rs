@@ -148,8 +148,14 @@ impl TimelineBook {
         }
     }
 
-    pub fn is_open(&self, conversation: &str) -> bool {
-        self.open.contains_key(conversation)
+    /// Open, or closed recently enough to be remembered.
+    pub fn is_known(&self, conversation: &str) -> bool {
+        self.open.contains_key(conversation) || self.tombstones.contains_key(conversation)
+    }
+
+    /// The latest event time of any open timeline (where a resumed stream left off).
+    pub fn latest_entry_time(&self) -> Option<DateTime<Utc>> {
+        self.open.iter().filter_map(|t| t.latest_entry_time()).max()
     }
 
     /// Publish what the reorder window lets go, close what has ended or idled out.

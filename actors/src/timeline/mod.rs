@@ -149,6 +149,10 @@ impl Timeline {
         !self.has_held() && !self.backfill_pending && self.all_left()
     }
 
+    pub fn latest_entry_time(&self) -> Option<DateTime<Utc>> {
+        self.published.iter().chain(self.held.iter().map(|h| &h.entry)).map(|e| e.at).max()
+    }
+
     pub fn conversation(&self) -> &str {
         &self.conversation
     }
