@@ -40,13 +40,7 @@ async fn start(config: SimConfig) -> SimHandle {
 }
 
 fn small_run(conversations: u64) -> SimConfig {
-    SimConfig {
-        seed: 7,
-        conversations,
-        rate: 1_000,
-        concurrency: 3,
-        ..SimConfig::default()
-    }
+    SimConfig { seed: 7, conversations, rate: 1_000, concurrency: 3, ..SimConfig::default() }
 }
 
 async fn token(client: &Client, sim: &SimHandle) -> String {
@@ -91,10 +85,7 @@ async fn put_topics(
 ) -> (u16, Value) {
     let body: Vec<Value> = topics.iter().map(|t| json!({ "id": t })).collect();
     let mut response = client
-        .put(format!(
-            "{}/api/v2/notifications/channels/{channel}/subscriptions",
-            sim.base_url()
-        ))
+        .put(format!("{}/api/v2/notifications/channels/{channel}/subscriptions", sim.base_url()))
         .bearer_auth(token)
         .send_json(&body)
         .await
@@ -105,12 +96,7 @@ async fn put_topics(
 }
 
 async fn connect(client: &Client, uri: &str) -> impl Socket {
-    let (_, socket) = client
-        .ws(uri)
-        .max_frame_size(MAX_FRAME)
-        .connect()
-        .await
-        .expect("websocket upgrade");
+    let (_, socket) = client.ws(uri).max_frame_size(MAX_FRAME).connect().await.expect("websocket upgrade");
     socket
 }
 
@@ -131,10 +117,7 @@ async fn receive(socket: &mut impl Socket, until: Instant) -> Option<Received> {
 }
 
 async fn send_json(socket: &mut impl Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .expect("send on socket");
+    socket.send(Message::Text(value.to_string().into())).await.expect("send on socket");
 }
 
 fn queue_topics() -> Vec<String> {
@@ -189,11 +172,7 @@ fn expected(truth: &[TimelineRecord]) -> Derived {
 
 #[actix_rt::test]
 async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
-    let sim = start(SimConfig {
-        heartbeat_interval: Duration::from_millis(150),
-        ..small_run(4)
-    })
-    .await;
+    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(150), ..small_run(4) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -204,9 +183,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
     assert_eq!(status, 200);
     let entities = body["entities"].as_array().expect("entities");
     assert_eq!(entities.len(), topics.len());
-    assert!(entities[..topics.len() - 1]
-        .iter()
-        .all(|e| e["state"] == "Permitted"));
+    assert!(entities[..topics.len() - 1].iter().all(|e| e["state"] == "Permitted"));
     assert_eq!(entities[topics.len() - 1]["state"], "Rejected");
     assert!(entities[topics.len() - 1]["rejectionReason"].is_string());
 
@@ -214,10 +191,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
     assert!(sim.truth().is_empty());
     let mut socket = connect(&client, &uri).await;
     send_json(&mut socket, json!({"message": "ping"})).await;
-    socket
-        .send(Message::Ping(Bytes::from_static(b"rtt")))
-        .await
-        .expect("rfc 6455 ping");
+    socket.send(Message::Ping(Bytes::from_static(b"rtt"))).await.expect("rfc 6455 ping");
 
     let until = Instant::now() + DEADLINE;
     let (mut pong, mut rfc_pong, mut heartbeat) = (false, false, false);
@@ -277,11 +251,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
     assert_eq!(backfilled[conversation], derived[conversation]);
 
     // /sim/truth serves what truth() returns.
-    let mut response = client
-        .get(format!("{}/sim/truth", sim.base_url()))
-        .send()
-        .await
-        .expect("truth");
+    let mut response = client.get(format!("{}/sim/truth", sim.base_url())).send().await.expect("truth");
     let served: Vec<TimelineRecord> = response.json().limit(MAX_FRAME).await.expect("truth json");
     assert_eq!(served, sim.truth());
     drop(socket);
@@ -295,16 +265,9 @@ async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
     let mut socket = connect(&client, &uri).await;
-    let topics: Vec<String> = sim
-        .user_ids()
-        .iter()
-        .map(|u| format!("v2.users.{u}.conversations"))
-        .collect();
-    send_json(
-        &mut socket,
-        json!({"message": "subscribe", "topics": topics, "correlationId": "corr-1"}),
-    )
-    .await;
+    let topics: Vec<String> = sim.user_ids().iter().map(|u| format!("v2.users.{u}.conversations")).collect();
+    send_json(&mut socket, json!({"message": "subscribe", "topics": topics, "correlationId": "corr-1"}))
+        .await;
 
     let until = Instant::now() + DEADLINE;
     let mut replied = false;
@@ -320,9 +283,7 @@ async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
             Some(Received::Json(frame, _)) => {
                 let topic = frame["topicName"].as_str().unwrap_or_default();
                 assert!(topics.iter().any(|t| t == topic), "{topic}");
-                let participants = frame["eventBody"]["participants"]
-                    .as_array()
-                    .expect("participants");
+                let participants = frame["eventBody"]["participants"].as_array().expect("participants");
                 agents += participants
                     .iter()
                     .filter(|p| p["purpose"] == "agent" && p["userId"].is_string())
@@ -344,22 +305,14 @@ async fn api_calls_without_a_valid_token_are_refused() {
 
     let response = client.post(&channels).send().await.expect("request");
     assert_eq!(response.status(), 401);
-    let mut response = client
-        .post(&channels)
-        .bearer_auth("sim-not-issued")
-        .send()
-        .await
-        .expect("request");
+    let mut response = client.post(&channels).bearer_auth("sim-not-issued").send().await.expect("request");
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.expect("error json");
     assert_eq!(body["status"], 401);
 
     let token_url = format!("{}/oauth/token", sim.base_url());
-    let mut response = client
-        .post(&token_url)
-        .send_form(&[("grant_type", "client_credentials")])
-        .await
-        .expect("request");
+    let mut response =
+        client.post(&token_url).send_form(&[("grant_type", "client_credentials")]).await.expect("request");
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.expect("oauth error json");
     assert!(body["error"].is_string() && body["error_description"].is_string());
@@ -382,9 +335,7 @@ async fn api_calls_without_a_valid_token_are_refused() {
     let (status, _) = put_topics(&client, &sim, &token, "streaming-0-gone", &queue_topics()).await;
     assert_eq!(status, 404);
     let (channel, _) = channel(&client, &sim, &token).await;
-    let too_many: Vec<String> = (0..1_001)
-        .map(|n| format!("v2.users.user-{n}.conversations"))
-        .collect();
+    let too_many: Vec<String> = (0..1_001).map(|n| format!("v2.users.user-{n}.conversations")).collect();
     let (status, _) = put_topics(&client, &sim, &token, &channel, &too_many).await;
     assert_eq!(status, 400);
     sim.stop().await;
@@ -393,10 +344,7 @@ async fn api_calls_without_a_valid_token_are_refused() {
 #[actix_rt::test]
 async fn an_unknown_channel_refuses_the_upgrade_with_404() {
     let sim = start(small_run(1)).await;
-    let result = client()
-        .ws(format!("ws://{}/channels/streaming-0-unknown", sim.addr()))
-        .connect()
-        .await;
+    let result = client().ws(format!("ws://{}/channels/streaming-0-unknown", sim.addr())).connect().await;
     match result {
         Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 404),
         Err(other) => panic!("expected a 404, got {other}"),
@@ -427,11 +375,7 @@ async fn a_second_socket_on_a_channel_closes_the_first() {
 
 #[actix_rt::test]
 async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
-    let sim = start(SimConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        ..small_run(3)
-    })
-    .await;
+    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(100), ..small_run(3) }).await;
     let client = client();
     let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
 
@@ -453,11 +397,7 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
         Some(Received::Json(reply, false)) => assert_eq!(reply, json!({"status": "connected"})),
         _ => panic!("not connected"),
     }
-    send_json(
-        &mut socket,
-        json!({"filter": {"channels": ["voice", "chat", "message"]}}),
-    )
-    .await;
+    send_json(&mut socket, json!({"filter": {"channels": ["voice", "chat", "message"]}})).await;
     match receive(&mut socket, until).await {
         Some(Received::Json(reply, false)) => assert_eq!(reply, json!({"status": "subscribed"})),
         _ => panic!("not subscribed"),
@@ -508,11 +448,7 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
                 socket.send(Message::Pong(payload)).await.expect("pong");
             }
             Some(Received::Control(_)) => {}
-            None => panic!(
-                "timed out: {} of {} entries, pinged {pinged}",
-                entries.len(),
-                want(&sim).len()
-            ),
+            None => panic!("timed out: {} of {} entries, pinged {pinged}", entries.len(), want(&sim).len()),
         }
     }
     assert!(binary > 0 && text > binary, "text {text}, binary {binary}");
@@ -524,13 +460,9 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
 async fn the_record_file_holds_every_frame_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("frames.jsonl");
-    let sim = start(SimConfig {
-        record: Some(path.clone()),
-        reorder: true,
-        duplicates: true,
-        ..small_run(5)
-    })
-    .await;
+    let sim =
+        start(SimConfig { record: Some(path.clone()), reorder: true, duplicates: true, ..small_run(5) })
+            .await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -558,12 +490,7 @@ async fn the_record_file_holds_every_frame_sent() {
 
 #[actix_rt::test]
 async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_verbatim() {
-    let sim = start(SimConfig {
-        reorder: true,
-        duplicates: true,
-        ..small_run(10)
-    })
-    .await;
+    let sim = start(SimConfig { reorder: true, duplicates: true, ..small_run(10) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
@@ -588,12 +515,7 @@ async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_
             duplicates += 1;
             continue;
         }
-        times.push(
-            frame["events"][0]["timestamp"]
-                .as_str()
-                .expect("timestamp")
-                .to_owned(),
-        );
+        times.push(frame["events"][0]["timestamp"].as_str().expect("timestamp").to_owned());
     }
     assert!(duplicates > 0, "no duplicate among {} frames", frames.len());
     let expected: usize = sim.truth().iter().map(|t| t.entries.len()).sum();
@@ -611,11 +533,7 @@ async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_
 
 #[actix_rt::test]
 async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() {
-    let sim = start(SimConfig {
-        channel_lifetime: Duration::from_millis(400),
-        ..small_run(1)
-    })
-    .await;
+    let sim = start(SimConfig { channel_lifetime: Duration::from_millis(400), ..small_run(1) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -643,29 +561,15 @@ async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() 
 
 #[actix_rt::test]
 async fn an_expired_token_is_refused() {
-    let sim = start(SimConfig {
-        token_lifetime: Duration::from_millis(200),
-        ..small_run(1)
-    })
-    .await;
+    let sim = start(SimConfig { token_lifetime: Duration::from_millis(200), ..small_run(1) }).await;
     let client = client();
     let token = token_with_lifetime(&client, &sim).await;
     let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
-    let first = client
-        .post(&channels)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request");
+    let first = client.post(&channels).bearer_auth(&token).send().await.expect("request");
     assert_eq!(first.status(), 200);
     let until = Instant::now() + DEADLINE;
     loop {
-        let response = client
-            .post(&channels)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("request");
+        let response = client.post(&channels).bearer_auth(&token).send().await.expect("request");
         if response.status() == 401 {
             break;
         }

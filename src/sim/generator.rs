@@ -34,9 +34,7 @@ fn at_millis(millis: i64) -> DateTime<Utc> {
 
 /// A seeded random UUID (the `uuid` crate's v4 feature would use the OS rng instead).
 pub fn seeded_uuid(rng: &mut impl Rng) -> String {
-    uuid::Builder::from_random_bytes(rng.random())
-        .into_uuid()
-        .to_string()
+    uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,12 +125,7 @@ pub struct User {
 /// subscribe to their user topics before the simulator starts.
 pub fn user_pool(seed: u64) -> Vec<User> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ USER_POOL_SALT);
-    (1..=USER_POOL_SIZE)
-        .map(|n| User {
-            id: seeded_uuid(&mut rng),
-            name: format!("Agent {n:02}"),
-        })
-        .collect()
+    (1..=USER_POOL_SIZE).map(|n| User { id: seeded_uuid(&mut rng), name: format!("Agent {n:02}") }).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,10 +191,7 @@ pub struct Conversation {
 impl Conversation {
     /// The event time of the conversation as it stands after `played` transitions.
     pub fn time_after(&self, played: usize) -> Option<DateTime<Utc>> {
-        played
-            .checked_sub(1)
-            .and_then(|last| self.transitions.get(last))
-            .map(|t| t.at)
+        played.checked_sub(1).and_then(|last| self.transitions.get(last)).map(|t| t.at)
     }
 }
 
@@ -255,10 +245,7 @@ pub fn timeline(conversation: &Conversation, played: usize) -> TimelineRecord {
                 disconnect_type: None,
             }),
             TransitionKind::Ended => {
-                if let Some(record) = participants
-                    .iter_mut()
-                    .find(|p| p.participant_id == participant.id)
-                {
+                if let Some(record) = participants.iter_mut().find(|p| p.participant_id == participant.id) {
                     record.left_at = Some(transition.at);
                     record.disconnect_type = Some(participant.disconnect_type.to_owned());
                 }
@@ -339,11 +326,7 @@ impl Generator {
     /// (a finished one is replaced by a new one shortly after, in event time).
     pub fn new(seed: u64, queues: &[String], conversations: u64, concurrency: usize) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let flows = [
-            seeded_uuid(&mut rng),
-            seeded_uuid(&mut rng),
-            seeded_uuid(&mut rng),
-        ];
+        let flows = [seeded_uuid(&mut rng), seeded_uuid(&mut rng), seeded_uuid(&mut rng)];
         let queues = if queues.is_empty() {
             super::DEFAULT_QUEUES.iter().map(|q| q.to_string()).collect()
         } else {
@@ -391,12 +374,7 @@ impl Generator {
             users: &self.users,
         };
         let conversation = Arc::new(script(&mut self.rng, seq, start_millis, &route));
-        self.agenda.push(Reverse(Due {
-            at: conversation.transitions[0].at,
-            seq,
-            index: 0,
-            conversation,
-        }));
+        self.agenda.push(Reverse(Due { at: conversation.transitions[0].at, seq, index: 0, conversation }));
     }
 }
 
@@ -405,10 +383,7 @@ impl Iterator for Generator {
 
     fn next(&mut self) -> Option<Step> {
         let Reverse(due) = self.agenda.pop()?;
-        let step = Step {
-            conversation: due.conversation,
-            index: due.index,
-        };
+        let step = Step { conversation: due.conversation, index: due.index };
         if let Some(next) = step.conversation.transitions.get(step.played()) {
             self.agenda.push(Reverse(Due {
                 at: next.at,
@@ -476,11 +451,7 @@ impl Script<'_> {
     fn connect(&mut self, participant: usize) {
         let at = self.now();
         self.participants[participant].connected_at = Some(at);
-        self.transitions.push(Transition {
-            at,
-            participant,
-            kind: TransitionKind::Connected,
-        });
+        self.transitions.push(Transition { at, participant, kind: TransitionKind::Connected });
     }
 
     /// A participant appears and connects at the cursor.
@@ -495,11 +466,7 @@ impl Script<'_> {
         let ended = &mut self.participants[participant];
         ended.ended_at = at;
         ended.disconnect_type = disconnect_type;
-        self.transitions.push(Transition {
-            at,
-            participant,
-            kind: TransitionKind::Ended,
-        });
+        self.transitions.push(Transition { at, participant, kind: TransitionKind::Ended });
     }
 
     fn pick<T: Copy>(&mut self, choices: &[T]) -> T {
@@ -516,12 +483,7 @@ struct Draft {
 
 impl Draft {
     fn plain(purpose: Purpose, name: String) -> Self {
-        Draft {
-            purpose,
-            user: None,
-            queue_id: None,
-            name,
-        }
+        Draft { purpose, user: None, queue_id: None, name }
     }
 
     fn agent(user: &User, queue_id: &str) -> Self {
@@ -556,12 +518,7 @@ fn script(rng: &mut ChaCha8Rng, seq: u64, start_millis: i64, route: &Route<'_>) 
     }]
     .clone();
 
-    let mut s = Script {
-        rng,
-        now: start_millis,
-        participants: Vec::new(),
-        transitions: Vec::new(),
-    };
+    let mut s = Script { rng, now: start_millis, participants: Vec::new(), transitions: Vec::new() };
     let customer_name = match media {
         Media::Voice => format!("+1 317-555-{:04}", s.rng.random_range(0..10_000)),
         _ => format!("Guest {:04}", s.rng.random_range(0..10_000)),
@@ -742,11 +699,8 @@ mod tests {
 
     #[test]
     fn the_mix_has_every_shape() {
-        let conversations: Vec<Arc<Conversation>> = played(5, 120)
-            .into_iter()
-            .filter(|s| s.index == 0)
-            .map(|s| s.conversation)
-            .collect();
+        let conversations: Vec<Arc<Conversation>> =
+            played(5, 120).into_iter().filter(|s| s.index == 0).map(|s| s.conversation).collect();
         let has = |f: &dyn Fn(&Conversation) -> bool| conversations.iter().any(|c| f(c));
         assert!(has(&|c| c.media == Media::Voice));
         assert!(has(&|c| c.media == Media::Chat));
@@ -756,13 +710,11 @@ mod tests {
             .participants
             .iter()
             .any(|p| p.connected_at.is_none() && p.disconnect_type == "timeout")));
-        assert!(has(&|c| c.participants.iter().any(|p| p.purpose
-            == Purpose::Agent
-            && p.disconnect_type == "transfer")));
         assert!(has(&|c| c
             .participants
             .iter()
-            .any(|p| p.purpose == Purpose::External)));
+            .any(|p| p.purpose == Purpose::Agent && p.disconnect_type == "transfer")));
+        assert!(has(&|c| c.participants.iter().any(|p| p.purpose == Purpose::External)));
         // A consult: two agents connected at the same time.
         assert!(has(&|c| {
             let agents: Vec<&Participant> = c
@@ -807,14 +759,8 @@ mod tests {
                 .filter(|p| p.connected_at.is_none())
                 .map(|p| p.id.as_str())
                 .collect();
-            assert!(truth
-                .participants
-                .iter()
-                .all(|p| !missed.contains(p.participant_id.as_str())));
-            assert!(truth
-                .entries
-                .iter()
-                .all(|e| !missed.contains(e.participant_id.as_str())));
+            assert!(truth.participants.iter().all(|p| !missed.contains(p.participant_id.as_str())));
+            assert!(truth.entries.iter().all(|e| !missed.contains(e.participant_id.as_str())));
             assert_eq!(truth.entries.len(), truth.participants.len() * 2);
             for pair in truth.entries.windows(2) {
                 assert!(pair[0].sort_key() < pair[1].sort_key());
@@ -823,10 +769,7 @@ mod tests {
                 assert!(pair[0].joined_at <= pair[1].joined_at);
             }
             assert!(truth.complete);
-            assert!(truth
-                .participants
-                .iter()
-                .all(|p| p.left_at.is_some() && p.disconnect_type.is_some()));
+            assert!(truth.participants.iter().all(|p| p.left_at.is_some() && p.disconnect_type.is_some()));
             assert_eq!(truth.started_at, truth.entries.first().map(|e| e.at));
             assert_eq!(truth.ended_at, truth.entries.last().map(|e| e.at));
             assert_eq!(truth.participants[0].purpose.as_deref(), Some("customer"));

@@ -1,6 +1,6 @@
 //! The simulated service's state, behind one lock: issued tokens, notification channels
-//! with their topics and socket, analytics-stream listeners, and the conversations played
-//! so far (for backfill and `/sim/truth`).
+//! with their topics and socket, analytics-stream listeners, the conversations played
+//! so far (for backfill and `/sim/truth`), and the faults switched on (`faults.rs`).
 //!
 //! The HTTP handlers and socket dialogs (worker runtime) and the playback loop (caller's
 //! runtime) meet here. The lock is never held across an `.await`: anything a socket should
@@ -19,10 +19,11 @@ use rand_chacha::ChaCha8Rng;
 use timelined_actors::record::{format_millis, TimelineRecord};
 use tokio::sync::watch;
 
+use super::faults::{self, BadFrameIds, Dialect, Fault, FaultFrame};
 use super::generator::{self, seeded_uuid, Conversation, Step};
-use super::outbound::{Outbound, Outlet, SocketTx};
+use super::outbound::{Outbound, Outlet, SocketTx, Ticket};
 use super::protocol::{self, BodyKind, MAX_TOPICS};
-use super::SimConfig;
+use super::{SimConfig, DEFAULT_QUEUES};
 
 /// Channels one client may hold; creating one more evicts the oldest (GENESYS.md).
 const MAX_CHANNELS: usize = 20;
@@ -42,6 +43,9 @@ pub(crate) struct Settings {
     pub reorder: bool,
     pub duplicates: bool,
     pub seed: u64,
+    pub channel_dies_with_token: bool,
+    /// The queue the `malformed` fault's snapshots claim to come from.
+    pub malformed_queue: String,
 }
 
 impl Settings {
@@ -53,6 +57,8 @@ impl Settings {
             reorder: config.reorder,
             duplicates: config.duplicates,
             seed: config.seed,
+            channel_dies_with_token: config.channel_dies_with_token,
+            malformed_queue: config.queues.first().map_or(DEFAULT_QUEUES[0], String::as_str).to_owned(),
         }
     }
 
@@ -73,6 +79,7 @@ pub(crate) struct Hub {
     next_socket: AtomicU64,
     /// Sockets whose reader is still running: the client has not closed yet.
     live_sockets: AtomicU64,
+    faults_applied: AtomicU64,
 }
 
 struct State {
@@ -81,8 +88,13 @@ struct State {
     /// Oldest first.
     channels: VecDeque<Channel>,
     analytics: BTreeMap<u64, AnalyticsListener>,
-    /// Every open socket of either dialect, so a stop can close them all.
-    sockets: HashMap<u64, SocketTx>,
+    /// Every open socket of either dialect, so a stop or a fault reaches them all. Ordered,
+    /// so a fault that draws ids from the seeded rng visits sockets in a repeatable order.
+    sockets: BTreeMap<u64, OpenSocket>,
+    /// `SimConfig::faults`, applied when the first listener arrives.
+    initial_faults: Vec<Fault>,
+    /// Injected HTTP errors still to answer, oldest first.
+    http_faults: VecDeque<HttpFault>,
     /// Keyed by play order, which is start order: steps come in event-time order and a
     /// conversation's first step is its start.
     conversations: BTreeMap<u64, Played>,
@@ -90,16 +102,36 @@ struct State {
     next_order: u64,
 }
 
+struct OpenSocket {
+    tx: SocketTx,
+    dialect: Dialect,
+}
+
+struct HttpFault {
+    path: String,
+    answer: HttpAnswer,
+    remaining: u64,
+}
+
+/// An injected HTTP error: what to answer instead of serving the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HttpAnswer {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+}
+
 struct Channel {
     id: String,
     topics: BTreeSet<String>,
     expires_at: Instant,
+    /// With `channel_dies_with_token`: when the token that created it expires.
+    dies_at: Option<Instant>,
     socket: Option<(u64, SocketTx)>,
 }
 
 impl Channel {
     fn is_alive(&self, now: Instant) -> bool {
-        self.expires_at > now
+        self.expires_at > now && self.dies_at.is_none_or(|dies_at| dies_at > now)
     }
 
     fn close_socket(&mut self, description: &str) {
@@ -129,10 +161,7 @@ impl AnalyticsFilter {
     fn matches(&self, conversation: &Conversation) -> bool {
         self.conversation.as_ref().is_none_or(|id| *id == conversation.id)
             && (self.channels.is_empty()
-                || self
-                    .channels
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(conversation.media.name())))
+                || self.channels.iter().any(|c| c.eq_ignore_ascii_case(conversation.media.name())))
     }
 }
 
@@ -145,6 +174,14 @@ struct Played {
 pub(crate) struct ChannelInfo {
     pub id: String,
     pub expires: String,
+}
+
+/// When a socket's channel ends: `expires_at` is announced with `socket_closing`
+/// beforehand; `dies_at` (the creating token expired) is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChannelDeadline {
+    pub expires_at: Instant,
+    pub dies_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +217,9 @@ impl Hub {
                 tokens: HashMap::new(),
                 channels: VecDeque::new(),
                 analytics: BTreeMap::new(),
-                sockets: HashMap::new(),
+                sockets: BTreeMap::new(),
+                initial_faults: Vec::new(),
+                http_faults: VecDeque::new(),
                 conversations: BTreeMap::new(),
                 order_by_id: HashMap::new(),
                 next_order: 0,
@@ -189,7 +228,13 @@ impl Hub {
             exhausted: AtomicBool::new(false),
             next_socket: AtomicU64::new(1),
             live_sockets: AtomicU64::new(0),
+            faults_applied: AtomicU64::new(0),
         }
+    }
+
+    /// Faults to apply when the first listener arrives (`SimConfig::faults`).
+    pub(crate) fn set_initial_faults(&self, faults: Vec<Fault>) {
+        self.lock().initial_faults = faults;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -215,14 +260,13 @@ impl Hub {
     }
 
     /// Starts playback the first time somebody is listening: a connected notifications
-    /// socket with at least one topic, or a subscribed analytics-stream socket.
-    fn wake_playback(&self, state: &State) {
-        let listening = !state.analytics.is_empty()
-            || state
-                .channels
-                .iter()
-                .any(|c| c.socket.is_some() && !c.topics.is_empty());
-        if listening && !*self.playing.borrow() {
+    /// socket with at least one topic, or a subscribed analytics-stream socket. The
+    /// configured faults are applied at that moment, to that listener.
+    fn wake_playback(&self, state: &mut State) {
+        if state.is_listening() && !*self.playing.borrow() {
+            for fault in std::mem::take(&mut state.initial_faults) {
+                self.apply_locked(state, &fault);
+            }
             self.playing.send_replace(true);
         }
     }
@@ -241,15 +285,14 @@ impl Hub {
     }
 
     pub(crate) fn token_is_valid(&self, token: &str) -> bool {
-        self.lock()
-            .tokens
-            .get(token)
-            .is_some_and(|expires| *expires > Instant::now())
+        self.lock().tokens.get(token).is_some_and(|expires| *expires > Instant::now())
     }
 
     // ---- Notification channels ---------------------------------------------------------
 
-    pub(crate) fn create_channel(&self) -> ChannelInfo {
+    /// A new channel for the client holding `token` (with `channel_dies_with_token`, the
+    /// channel dies with it).
+    pub(crate) fn create_channel(&self, token: &str) -> ChannelInfo {
         let mut state = self.lock();
         let id = format!("streaming-0-{:032x}", state.rng.random::<u128>());
         let lifetime = self.settings.channel_lifetime;
@@ -258,25 +301,22 @@ impl Hub {
                 evicted.close_socket("channel evicted");
             }
         }
+        let dies_at =
+            if self.settings.channel_dies_with_token { state.tokens.get(token).copied() } else { None };
         state.channels.push_back(Channel {
             id: id.clone(),
             topics: BTreeSet::new(),
             expires_at: Instant::now() + lifetime,
+            dies_at,
             socket: None,
         });
         let expires = Utc::now() + lifetime;
-        ChannelInfo {
-            id,
-            expires: format_millis(&expires),
-        }
+        ChannelInfo { id, expires: format_millis(&expires) }
     }
 
     pub(crate) fn channel_is_alive(&self, channel_id: &str) -> bool {
         let now = Instant::now();
-        self.lock()
-            .channels
-            .iter()
-            .any(|c| c.id == channel_id && c.is_alive(now))
+        self.lock().channels.iter().any(|c| c.id == channel_id && c.is_alive(now))
     }
 
     /// The REST subscriptions call on a channel. PUT and POST answer one entity per
@@ -304,10 +344,7 @@ impl Hub {
         let answer = |topics: &[String]| -> Vec<TopicState> {
             topics
                 .iter()
-                .map(|t| TopicState {
-                    id: t.clone(),
-                    rejection: protocol::check_topic(t).err(),
-                })
+                .map(|t| TopicState { id: t.clone(), rejection: protocol::check_topic(t).err() })
                 .collect()
         };
         let entities = match op {
@@ -315,10 +352,7 @@ impl Hub {
                 return Ok(channel
                     .topics
                     .iter()
-                    .map(|t| TopicState {
-                        id: t.clone(),
-                        rejection: None,
-                    })
+                    .map(|t| TopicState { id: t.clone(), rejection: None })
                     .collect())
             }
             SubscriptionOp::RemoveAll => {
@@ -346,7 +380,7 @@ impl Hub {
         };
         // Subscribing again is what keeps a channel alive past its first day.
         channel.expires_at = now + lifetime;
-        self.wake_playback(&state);
+        self.wake_playback(&mut state);
         Ok(entities)
     }
 
@@ -354,18 +388,14 @@ impl Hub {
     pub(crate) fn attach_socket(&self, channel_id: &str, socket_id: u64, tx: SocketTx) -> bool {
         let mut state = self.lock();
         let now = Instant::now();
-        let Some(channel) = state
-            .channels
-            .iter_mut()
-            .find(|c| c.id == channel_id && c.is_alive(now))
-        else {
+        let Some(channel) = state.channels.iter_mut().find(|c| c.id == channel_id && c.is_alive(now)) else {
             return false;
         };
         channel.close_socket("another socket connected to this channel");
         channel.socket = Some((socket_id, tx.clone()));
-        state.sockets.insert(socket_id, tx);
+        state.sockets.insert(socket_id, OpenSocket { tx, dialect: Dialect::Notifications });
         self.live_sockets.fetch_add(1, Ordering::SeqCst);
-        self.wake_playback(&state);
+        self.wake_playback(&mut state);
         true
     }
 
@@ -410,33 +440,27 @@ impl Hub {
             }
             None => false,
         };
-        reply_to.offer(Outbound::Control(
-            protocol::subscribe_reply(alive, correlation_id).into(),
-        ));
+        reply_to.offer(Outbound::Control(protocol::subscribe_reply(alive, correlation_id).into()));
         if alive {
-            self.wake_playback(&state);
+            self.wake_playback(&mut state);
         }
     }
 
-    /// When the socket's channel expires, or `None` once the socket no longer owns a live
+    /// When the socket's channel ends, or `None` once the socket no longer owns a live
     /// channel (replaced, evicted, expired).
-    pub(crate) fn socket_deadline(&self, channel_id: &str, socket_id: u64) -> Option<Instant> {
+    pub(crate) fn socket_deadline(&self, channel_id: &str, socket_id: u64) -> Option<ChannelDeadline> {
         self.lock()
             .channels
             .iter()
             .find(|c| c.id == channel_id && c.socket.as_ref().is_some_and(|(id, _)| *id == socket_id))
-            .map(|c| c.expires_at)
+            .map(|c| ChannelDeadline { expires_at: c.expires_at, dies_at: c.dies_at })
     }
 
     /// Drops an expired channel and closes its socket.
     pub(crate) fn expire_channel(&self, channel_id: &str) {
         let mut state = self.lock();
         let now = Instant::now();
-        if let Some(index) = state
-            .channels
-            .iter()
-            .position(|c| c.id == channel_id && !c.is_alive(now))
-        {
+        if let Some(index) = state.channels.iter().position(|c| c.id == channel_id && !c.is_alive(now)) {
             if let Some(mut channel) = state.channels.remove(index) {
                 channel.close_socket("channel expired");
             }
@@ -457,7 +481,7 @@ impl Hub {
     /// Registers an analytics socket as soon as it opens, so `close_all` reaches it.
     pub(crate) fn register_socket(&self, socket_id: u64, tx: SocketTx) {
         self.live_sockets.fetch_add(1, Ordering::SeqCst);
-        self.lock().sockets.insert(socket_id, tx);
+        self.lock().sockets.insert(socket_id, OpenSocket { tx, dialect: Dialect::Analytics });
     }
 
     /// Sets (or replaces) an analytics socket's filter and queues `{"status":"subscribed"}`
@@ -465,40 +489,46 @@ impl Hub {
     pub(crate) fn subscribe_analytics(&self, socket_id: u64, tx: &SocketTx, filter: AnalyticsFilter) {
         let mut state = self.lock();
         tx.offer(Outbound::Control(protocol::ANALYTICS_SUBSCRIBED.into()));
-        state.analytics.insert(
-            socket_id,
-            AnalyticsListener {
-                tx: tx.clone(),
-                filter,
-            },
-        );
-        self.wake_playback(&state);
+        state.analytics.insert(socket_id, AnalyticsListener { tx: tx.clone(), filter });
+        self.wake_playback(&mut state);
     }
 
     // ---- Playback ----------------------------------------------------------------------
 
     /// Plays one transition: updates the conversation store and queues its frames on
-    /// every socket with a matching subscription.
+    /// every socket with a matching subscription. The transition's [`Ticket`] learns who
+    /// should have received it, so a loss to a fault is known (see `outbound.rs`).
     pub(crate) fn publish(&self, step: &Step) {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.record(step);
+        let ticket = Ticket::new(&self.outlet, &step.conversation.id);
+        if !state.is_listening() {
+            // Nobody connected: whatever this transition carried is lost for good.
+            ticket.owe();
+        }
 
+        let now = Instant::now();
         let topics = protocol::topics_for(step);
         let mut bodies: [Option<String>; 3] = [None, None, None];
         let duplicates = self.settings.duplicates;
         for channel in &state.channels {
-            let Some((_, tx)) = &channel.socket else {
+            if !channel.is_alive(now) {
                 continue;
-            };
+            }
             for (topic, kind) in &topics {
                 if !channel.topics.contains(topic) {
                     continue;
                 }
+                let Some((_, tx)) = &channel.socket else {
+                    // Subscribed, but no socket to carry it.
+                    ticket.owe();
+                    continue;
+                };
                 let body = bodies[body_slot(*kind)].get_or_insert_with(|| protocol::body(*kind, step));
                 let correlation_id = seeded_uuid(&mut state.rng);
                 let frame: Arc<str> = protocol::notification(topic, body, &correlation_id).into();
-                send_data(tx, frame, duplicates, &mut state.rng);
+                send_data(tx, frame, &ticket, duplicates, &mut state.rng);
             }
         }
 
@@ -511,7 +541,7 @@ impl Hub {
         let frame: Arc<str> = event.into();
         for listener in state.analytics.values() {
             if listener.filter.matches(&step.conversation) {
-                send_data(&listener.tx, frame.clone(), duplicates, &mut state.rng);
+                send_data(&listener.tx, frame.clone(), &ticket, duplicates, &mut state.rng);
             }
         }
     }
@@ -526,11 +556,7 @@ impl Hub {
 
     /// Every conversation played so far, in start order.
     pub(crate) fn truth(&self) -> Vec<TimelineRecord> {
-        self.lock()
-            .conversations
-            .values()
-            .map(|p| generator::timeline(&p.conversation, p.played))
-            .collect()
+        self.lock().conversations.values().map(|p| generator::timeline(&p.conversation, p.played)).collect()
     }
 
     /// Sockets whose client has not closed its end yet.
@@ -541,20 +567,167 @@ impl Hub {
     /// Closes every socket (the simulator is stopping).
     pub(crate) fn close_all(&self) {
         let mut state = self.lock();
-        for (_, tx) in state.sockets.drain() {
-            tx.offer(Outbound::Close(Some(CloseReason {
+        for (_, socket) in std::mem::take(&mut state.sockets) {
+            socket.tx.offer(Outbound::Close(Some(CloseReason {
                 code: CloseCode::Away,
                 description: Some("simulator stopping".to_owned()),
             })));
         }
-        state.analytics.clear();
-        for channel in &mut state.channels {
-            channel.socket = None;
+        state.forget_listeners();
+    }
+
+    // ---- Faults ------------------------------------------------------------------------
+
+    /// Applies one (valid) fault to the service as it is now.
+    pub(crate) fn apply(&self, fault: &Fault) {
+        let mut state = self.lock();
+        self.apply_locked(&mut state, fault);
+    }
+
+    pub(crate) fn faults_applied(&self) -> u64 {
+        self.faults_applied.load(Ordering::SeqCst)
+    }
+
+    /// Conversations with a transition no listening socket received.
+    pub(crate) fn hidden(&self) -> BTreeSet<String> {
+        self.outlet.hidden()
+    }
+
+    fn apply_locked(&self, state: &mut State, fault: &Fault) {
+        self.faults_applied.fetch_add(1, Ordering::SeqCst);
+        let now = Instant::now();
+        match fault {
+            Fault::DropSocket => {
+                for socket in state.sockets.values() {
+                    socket.tx.abort();
+                }
+                state.forget_listeners();
+            }
+            Fault::Close { code } => {
+                for socket in state.sockets.values() {
+                    socket.tx.offer(Outbound::Close(Some(CloseReason {
+                        code: CloseCode::from(*code),
+                        description: Some("closed by a simulated fault".to_owned()),
+                    })));
+                }
+                state.forget_listeners();
+            }
+            Fault::Stall { seconds } => {
+                // `validate` has checked the number; a bad one stalls nothing.
+                let until =
+                    Duration::try_from_secs_f64(*seconds).ok().and_then(|stall| now.checked_add(stall));
+                if let Some(until) = until {
+                    for socket in state.sockets.values() {
+                        socket.tx.stall(until);
+                    }
+                }
+            }
+            Fault::SocketClosing { close_after } => {
+                let close_at = now.checked_add(*close_after).unwrap_or(now);
+                let sockets: Vec<SocketTx> = state
+                    .sockets
+                    .values()
+                    .filter(|s| s.dialect == Dialect::Notifications)
+                    .map(|s| s.tx.clone())
+                    .collect();
+                for tx in sockets {
+                    let frame = protocol::socket_closing(&seeded_uuid(&mut state.rng));
+                    tx.offer(Outbound::Control(frame.into()));
+                    tx.offer(Outbound::CloseAt(
+                        close_at,
+                        CloseReason { code: CloseCode::Away, description: Some("socket closing".to_owned()) },
+                    ));
+                }
+            }
+            Fault::ExpireChannel => {
+                state.channels.retain_mut(|channel| {
+                    if channel.socket.is_none() {
+                        return true;
+                    }
+                    channel.close_socket("channel expired");
+                    false
+                });
+            }
+            Fault::Http { path, status, retry_after, count } => state.http_faults.push_back(HttpFault {
+                path: path.clone(),
+                answer: HttpAnswer { status: *status, retry_after: *retry_after },
+                remaining: *count,
+            }),
+            Fault::Malformed { count } => {
+                let sockets: Vec<(SocketTx, Dialect)> =
+                    state.sockets.values().map(|s| (s.tx.clone(), s.dialect)).collect();
+                for (tx, dialect) in sockets {
+                    for n in 0..*count {
+                        let conversation = seeded_uuid(&mut state.rng);
+                        let participant = seeded_uuid(&mut state.rng);
+                        let correlation = seeded_uuid(&mut state.rng);
+                        let ids = BadFrameIds {
+                            queue: &self.settings.malformed_queue,
+                            conversation: &conversation,
+                            participant: &participant,
+                            correlation: &correlation,
+                        };
+                        tx.offer(Outbound::Fault(faults::malformed_frame(dialect, n, &ids)));
+                    }
+                }
+            }
+            Fault::Oversized { bytes } => {
+                for socket in state.sockets.values() {
+                    let frame = faults::oversized_frame(socket.dialect, *bytes);
+                    socket.tx.offer(Outbound::Fault(FaultFrame::Text(frame)));
+                }
+            }
+            Fault::Inject { text, binary } => {
+                if let Some(frame) = faults::injected_frame(text.as_deref(), binary.as_deref()) {
+                    for socket in state.sockets.values() {
+                        socket.tx.offer(Outbound::Fault(frame.clone()));
+                    }
+                }
+            }
+            Fault::EvictChannel => {
+                // As if MAX_CHANNELS more were created: every channel there is goes.
+                for mut evicted in std::mem::take(&mut state.channels) {
+                    evicted.close_socket("channel evicted");
+                }
+            }
+            Fault::RevokeToken => state.tokens.clear(),
         }
+    }
+
+    /// An injected error for a request to `path`, if one is due (and counts it). The
+    /// simulator's own `/sim` endpoints are never faulted.
+    pub(crate) fn take_http_fault(&self, path: &str) -> Option<HttpAnswer> {
+        if path.starts_with("/sim/") {
+            return None;
+        }
+        let mut state = self.lock();
+        let index = state.http_faults.iter().position(|f| path.starts_with(&f.path))?;
+        let fault = &mut state.http_faults[index];
+        let answer = fault.answer;
+        fault.remaining -= 1;
+        if fault.remaining == 0 {
+            state.http_faults.remove(index);
+        }
+        Some(answer)
     }
 }
 
 impl State {
+    /// A connected notifications socket with at least one topic, or a subscribed
+    /// analytics-stream socket.
+    fn is_listening(&self) -> bool {
+        !self.analytics.is_empty() || self.channels.iter().any(|c| c.socket.is_some() && !c.topics.is_empty())
+    }
+
+    /// No socket listens any more (they are closing): publishing skips them. They stay
+    /// in `sockets` until their readers end.
+    fn forget_listeners(&mut self) {
+        self.analytics.clear();
+        for channel in &mut self.channels {
+            channel.socket = None;
+        }
+    }
+
     fn record(&mut self, step: &Step) {
         let conversation = &step.conversation;
         if let Some(order) = self.order_by_id.get(&conversation.id) {
@@ -566,13 +739,8 @@ impl State {
         let order = self.next_order;
         self.next_order += 1;
         self.order_by_id.insert(conversation.id.clone(), order);
-        self.conversations.insert(
-            order,
-            Played {
-                conversation: conversation.clone(),
-                played: step.played(),
-            },
-        );
+        self.conversations
+            .insert(order, Played { conversation: conversation.clone(), played: step.played() });
         if self.conversations.len() > MAX_RETAINED {
             // The oldest conversation ended long ago in any realistic run; an open one is
             // kept until it has ended.
@@ -596,32 +764,26 @@ fn body_slot(kind: BodyKind) -> usize {
 }
 
 fn permitted(entities: &[TopicState]) -> BTreeSet<String> {
-    entities
-        .iter()
-        .filter(|e| e.rejection.is_none())
-        .map(|e| e.id.clone())
-        .collect()
+    entities.iter().filter(|e| e.rejection.is_none()).map(|e| e.id.clone()).collect()
 }
 
 /// Queues a data frame, and with `duplicates` on sometimes queues it twice, verbatim.
-fn send_data(tx: &SocketTx, frame: Arc<str>, duplicates: bool, rng: &mut ChaCha8Rng) {
+fn send_data(tx: &SocketTx, frame: Arc<str>, ticket: &Arc<Ticket>, duplicates: bool, rng: &mut ChaCha8Rng) {
     if duplicates && rng.random_bool(DUPLICATE_RATE) {
-        tx.offer(Outbound::Data(frame.clone()));
+        tx.offer_data(frame.clone(), ticket);
     }
-    tx.offer(Outbound::Data(frame));
+    tx.offer_data(frame, ticket);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::generator::Generator;
+    use crate::sim::outbound::test_socket;
 
     fn hub() -> Hub {
         let config = SimConfig::default();
-        Hub::new(
-            Settings::from_config(&config),
-            Arc::new(Outlet::new(None).unwrap()),
-        )
+        Hub::new(Settings::from_config(&config), Arc::new(Outlet::new(None).unwrap()))
     }
 
     #[test]
@@ -636,10 +798,10 @@ mod tests {
     #[test]
     fn the_twenty_first_channel_evicts_the_oldest() {
         let hub = hub();
-        let first = hub.create_channel();
+        let first = hub.create_channel("sim-token");
         assert!(first.id.starts_with("streaming-0-"));
         for _ in 0..MAX_CHANNELS {
-            hub.create_channel();
+            hub.create_channel("sim-token");
         }
         assert!(!hub.channel_is_alive(&first.id));
         assert_eq!(hub.lock().channels.len(), MAX_CHANNELS);
@@ -648,35 +810,22 @@ mod tests {
     #[test]
     fn subscriptions_replace_add_list_and_reject() {
         let hub = hub();
-        let channel = hub.create_channel().id;
+        let channel = hub.create_channel("sim-token").id;
         let queue = "v2.routing.queues.q.conversations".to_owned();
         let user = "v2.users.u.conversations.calls".to_owned();
         let entities = hub
-            .subscriptions(
-                &channel,
-                SubscriptionOp::Replace,
-                vec![queue.clone(), "v2.bogus".to_owned()],
-            )
+            .subscriptions(&channel, SubscriptionOp::Replace, vec![queue.clone(), "v2.bogus".to_owned()])
             .unwrap();
         assert_eq!(entities.len(), 2);
         assert_eq!(entities[0].rejection, None);
         assert!(entities[1].rejection.is_some());
-        hub.subscriptions(&channel, SubscriptionOp::Add, vec![user.clone()])
-            .unwrap();
-        let listed = hub
-            .subscriptions(&channel, SubscriptionOp::List, Vec::new())
-            .unwrap();
+        hub.subscriptions(&channel, SubscriptionOp::Add, vec![user.clone()]).unwrap();
+        let listed = hub.subscriptions(&channel, SubscriptionOp::List, Vec::new()).unwrap();
         let ids: Vec<&str> = listed.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, vec![queue.as_str(), user.as_str()]);
-        hub.subscriptions(&channel, SubscriptionOp::RemoveAll, Vec::new())
-            .unwrap();
-        assert!(hub
-            .subscriptions(&channel, SubscriptionOp::List, Vec::new())
-            .unwrap()
-            .is_empty());
-        let too_many = (0..=MAX_TOPICS)
-            .map(|n| format!("v2.users.u{n}.conversations"))
-            .collect();
+        hub.subscriptions(&channel, SubscriptionOp::RemoveAll, Vec::new()).unwrap();
+        assert!(hub.subscriptions(&channel, SubscriptionOp::List, Vec::new()).unwrap().is_empty());
+        let too_many = (0..=MAX_TOPICS).map(|n| format!("v2.users.u{n}.conversations")).collect();
         assert_eq!(
             hub.subscriptions(&channel, SubscriptionOp::Replace, too_many),
             Err(SubscriptionError::TooManyTopics)
@@ -704,5 +853,133 @@ mod tests {
         let snapshot = hub.conversation(first).expect("played conversation");
         assert!(snapshot.contains(first.as_str()));
         assert!(hub.conversation("unknown").is_none());
+    }
+
+    fn steps(conversations: u64) -> Vec<Step> {
+        Generator::new(9, &DEFAULT_QUEUES.map(str::to_owned), conversations, 3).collect()
+    }
+
+    fn ids<'s>(steps: impl IntoIterator<Item = &'s Step>) -> BTreeSet<String> {
+        steps.into_iter().map(|s| s.conversation.id.clone()).collect()
+    }
+
+    #[test]
+    fn transitions_published_with_nobody_listening_are_all_hidden() {
+        let hub = hub();
+        let steps = steps(5);
+        for step in &steps {
+            hub.publish(step);
+        }
+        assert_eq!(hub.hidden().len(), 5);
+        assert_eq!(hub.hidden(), ids(&steps));
+    }
+
+    #[test]
+    fn a_transition_written_to_a_socket_is_not_hidden_and_one_lost_on_the_way_is() {
+        let hub = hub();
+        let (tx, mut writer) = test_socket(hub.outlet());
+        hub.register_socket(1, tx.clone());
+        hub.subscribe_analytics(1, &tx, AnalyticsFilter::default());
+        let steps = steps(8);
+        let (written, lost) = steps.split_at(steps.len() / 2);
+        for step in written {
+            hub.publish(step);
+        }
+        writer.drain(true);
+        assert!(hub.hidden().is_empty());
+        for step in lost {
+            hub.publish(step);
+        }
+        writer.drain(false);
+        // A missed alert's end has no analytics event: nothing was owed for it.
+        let carried = lost.iter().filter(|s| protocol::analytics_event(s).is_some());
+        assert_eq!(hub.hidden(), ids(carried));
+    }
+
+    #[test]
+    fn a_subscribed_channel_without_a_socket_is_owed_its_frames() {
+        let hub = hub();
+        let queue_topics: Vec<String> =
+            DEFAULT_QUEUES.iter().map(|q| format!("v2.routing.queues.{q}.conversations")).collect();
+        let unplugged = hub.create_channel("sim-token").id;
+        hub.subscriptions(&unplugged, SubscriptionOp::Replace, queue_topics.clone()).unwrap();
+        // Somebody listens, but to a topic nothing is published on.
+        let listening = hub.create_channel("sim-token").id;
+        hub.subscriptions(&listening, SubscriptionOp::Replace, vec!["v2.users.nobody.conversations".into()])
+            .unwrap();
+        let (tx, mut writer) = test_socket(hub.outlet());
+        assert!(hub.attach_socket(&listening, 1, tx));
+        let steps = steps(6);
+        for step in &steps {
+            hub.publish(step);
+        }
+        assert_eq!(writer.drain(true), 0);
+        let on_queue_topics =
+            steps.iter().filter(|s| protocol::topics_for(s).iter().any(|(t, _)| queue_topics.contains(t)));
+        let expected = ids(on_queue_topics);
+        assert!(!expected.is_empty());
+        assert_eq!(hub.hidden(), expected);
+    }
+
+    #[test]
+    fn faults_reach_every_open_socket_and_count() {
+        let hub = hub();
+        let (tx, mut writer) = test_socket(hub.outlet());
+        hub.register_socket(1, tx);
+        hub.apply(&Fault::Malformed { count: 7 });
+        hub.apply(&Fault::Oversized { bytes: 10 });
+        hub.apply(&Fault::Inject { text: Some("x".into()), binary: None });
+        assert_eq!(writer.drain(true), 9);
+        let (token, _) = hub.issue_token();
+        hub.apply(&Fault::RevokeToken);
+        assert!(!hub.token_is_valid(&token));
+        assert_eq!(hub.faults_applied(), 4);
+    }
+
+    #[test]
+    fn http_faults_match_by_prefix_count_down_and_spare_sim_paths() {
+        let hub = hub();
+        hub.apply(&Fault::Http { path: "/api/v2/".into(), status: 503, retry_after: None, count: 2 });
+        hub.apply(&Fault::Http { path: "/".into(), status: 500, retry_after: Some(1), count: 1 });
+        assert_eq!(hub.take_http_fault("/sim/truth"), None);
+        let answer = |status, retry_after| Some(HttpAnswer { status, retry_after });
+        assert_eq!(hub.take_http_fault("/api/v2/conversations/c"), answer(503, None));
+        assert_eq!(hub.take_http_fault("/oauth/token"), answer(500, Some(1)));
+        assert_eq!(hub.take_http_fault("/oauth/token"), None);
+        assert_eq!(hub.take_http_fault("/api/v2/notifications/channels"), answer(503, None));
+        assert_eq!(hub.take_http_fault("/api/v2/notifications/channels"), None);
+    }
+
+    #[test]
+    fn evicting_and_expiring_forget_channels() {
+        let hub = hub();
+        let idle = hub.create_channel("sim-token").id;
+        let connected = hub.create_channel("sim-token").id;
+        let (tx, mut writer) = test_socket(hub.outlet());
+        assert!(hub.attach_socket(&connected, 1, tx));
+        hub.apply(&Fault::ExpireChannel);
+        assert!(hub.channel_is_alive(&idle), "expire_channel takes channels with a socket");
+        assert!(!hub.channel_is_alive(&connected));
+        assert_eq!(writer.drain(true), 1, "the socket got its Close");
+        hub.apply(&Fault::EvictChannel);
+        assert!(!hub.channel_is_alive(&idle));
+    }
+
+    #[test]
+    fn a_channel_can_die_with_its_token() {
+        let config = SimConfig {
+            channel_dies_with_token: true,
+            token_lifetime: Duration::from_secs(60),
+            ..SimConfig::default()
+        };
+        let hub = Hub::new(Settings::from_config(&config), Arc::new(Outlet::new(None).unwrap()));
+        let (token, _) = hub.issue_token();
+        let channel = hub.create_channel(&token).id;
+        let (tx, _writer) = test_socket(hub.outlet());
+        assert!(hub.attach_socket(&channel, 1, tx));
+        let deadline = hub.socket_deadline(&channel, 1).unwrap();
+        let dies_at = deadline.dies_at.expect("dies with its token");
+        assert!(dies_at < deadline.expires_at);
+        assert_eq!(Some(&dies_at), hub.lock().tokens.get(&token));
     }
 }

@@ -14,9 +14,14 @@
 //! - `hub` — the service's state behind one lock; decides which socket gets which frame.
 //! - `playback` — paces the generator into the hub at `rate` transitions per second.
 //! - `server` and `sockets` — the HTTP handlers and the two WebSocket dialogs.
-//! - `outbound` — one queue and writer per socket: reordering, binary frames, the record
-//!   file, counters.
+//! - `outbound` — one queue and writer per socket: reordering, binary frames, stalls and
+//!   drops, the record file, counters, and which transitions no listener received.
+//! - `faults` — pure: the fault switches' JSON shapes, their checks, the bad frames.
+//!
+//! Faults ([`Fault`]) come from `POST /sim/faults`, [`SimHandle::fault`] or
+//! [`SimConfig::faults`]; [`SimHandle::hidden`] is the ground truth of what they hid.
 
+mod faults;
 mod generator;
 mod hub;
 mod outbound;
@@ -25,6 +30,7 @@ mod protocol;
 mod server;
 mod sockets;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,19 +38,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use timelined_actors::record::TimelineRecord;
 
+pub use faults::{parse_faults, Fault, FaultError};
 pub use generator::{user_pool, User};
 
 /// The queues conversations are routed through unless told otherwise.
-pub const DEFAULT_QUEUES: [&str; 2] = [
-    "5f0c3a7e-1b6d-4e0a-9c2f-3d8b7a41e6c1",
-    "a2d94b18-6e37-4c5b-8f10-7b2e9c0d4a53",
-];
+pub const DEFAULT_QUEUES: [&str; 2] =
+    ["5f0c3a7e-1b6d-4e0a-9c2f-3d8b7a41e6c1", "a2d94b18-6e37-4c5b-8f10-7b2e9c0d4a53"];
 
 /// How long [`SimHandle::stop`] waits for clients to answer the Close it sent.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How long a connection lingers after its socket's last frame before the TCP stream ends.
+const DISCONNECT_LINGER: Duration = Duration::from_millis(100);
 
 /// How to run a simulator; see [`SimConfig::default`] for the defaults.
 #[derive(Clone, Debug)]
@@ -73,6 +81,11 @@ pub struct SimConfig {
     pub channel_lifetime: Duration,
     /// Conversations in flight at once.
     pub concurrency: usize,
+    /// Faults applied as soon as the first listener is connected (`--fault`).
+    pub faults: Vec<Fault>,
+    /// A channel expires when the token that created it does (socket closed with 1000,
+    /// the upgrade answers 404 afterwards), as GENESYS.md says one can.
+    pub channel_dies_with_token: bool,
 }
 
 impl Default for SimConfig {
@@ -90,45 +103,46 @@ impl Default for SimConfig {
             token_lifetime: Duration::from_secs(86_400),
             channel_lifetime: Duration::from_secs(24 * 60 * 60),
             concurrency: 50,
+            faults: Vec::new(),
+            channel_dies_with_token: false,
         }
     }
 }
 
 /// Starts the server and the (idle until somebody listens) generator. Must be called
 /// inside a running actix System / actix-rt runtime; playback runs on it.
+/// A fault in `config.faults` that cannot be carried out is an `InvalidInput` error.
 pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
+    for fault in &config.faults {
+        fault
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("fault {fault}: {e}")))?;
+    }
     let outlet = Arc::new(outbound::Outlet::new(config.record.as_deref())?);
     let hub = Arc::new(hub::Hub::new(hub::Settings::from_config(&config), outlet));
+    hub.set_initial_faults(config.faults.clone());
     let data = web::Data::from(hub.clone());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(server::routes))
-        .workers(1)
-        // The daemon owns SIGTERM/SIGINT; the simulator stops when told to.
-        .disable_signals()
-        .bind(config.listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| io::Error::other("the simulator bound no address"))?;
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).wrap(from_fn(server::inject_http_faults)).configure(server::routes)
+    })
+    .workers(1)
+    // The daemon owns SIGTERM/SIGINT; the simulator stops when told to.
+    .disable_signals()
+    // Once a socket's last frame is written (after a Close, or none for `drop_socket`)
+    // the server ignores what the client still sends and ends the TCP connection after
+    // this long; actix's default second would make a dropped socket go quiet before it ends.
+    .client_disconnect_timeout(DISCONNECT_LINGER)
+    .bind(config.listen)?;
+    let addr =
+        server.addrs().first().copied().ok_or_else(|| io::Error::other("the simulator bound no address"))?;
     let server = server.run();
     let server_handle = server.handle();
     let server_task = actix_rt::spawn(server);
 
-    let generator = generator::Generator::new(
-        config.seed,
-        &config.queues,
-        config.conversations,
-        config.concurrency,
-    );
+    let generator =
+        generator::Generator::new(config.seed, &config.queues, config.conversations, config.concurrency);
     let playback = actix_rt::spawn(playback::run(hub.clone(), generator, config.rate));
-    Ok(SimHandle {
-        addr,
-        seed: config.seed,
-        hub,
-        server: server_handle,
-        server_task,
-        playback,
-    })
+    Ok(SimHandle { addr, seed: config.seed, hub, server: server_handle, server_task, playback })
 }
 
 /// A running simulator.
@@ -170,6 +184,29 @@ impl SimHandle {
     /// Text and binary frames sent on every socket so far (not RFC 6455 control frames).
     pub fn frames_sent(&self) -> u64 {
         self.hub.outlet().frames_sent()
+    }
+
+    /// Applies a fault now, to what is open now (as `POST /sim/faults`). A fault that
+    /// cannot be carried out as written is refused and changes nothing.
+    pub fn fault(&self, fault: Fault) -> Result<(), FaultError> {
+        fault.validate()?;
+        self.hub.apply(&fault);
+        Ok(())
+    }
+
+    /// Faults applied so far, by any route (configured ones count once applied).
+    pub fn faults_applied(&self) -> u64 {
+        self.hub.faults_applied()
+    }
+
+    /// The ids of conversations with at least one transition that no listening socket
+    /// received (as `GET /sim/hidden`): published while nobody listened, or while every
+    /// socket it was meant for was stalled, closing, dropped or over its queue limit. A
+    /// transition written to at least one socket is not hidden. Every conversation not in
+    /// this set reached a listener whole; one in it may still be rebuilt exactly when a
+    /// later snapshot repeated what was lost.
+    pub fn hidden(&self) -> BTreeSet<String> {
+        self.hub.hidden()
     }
 
     /// Stops playback, sends every socket a Close, gives clients a moment to answer it,

@@ -4,24 +4,38 @@
 //! The publisher (playback, on the caller's runtime) and the socket dialogs (on the HTTP
 //! worker) only ever `offer` frames to a [`SocketTx`]; the writer owns the actix-ws
 //! [`Session`] and is the single place that applies the delivery faults (reordering within
-//! a small window, every n-th data frame as binary), writes the `--record` file and counts
-//! frames. A data frame counts as pending from the moment it is queued until it has been
-//! sent (or dropped with its socket), which is what [`super::SimHandle::finished`] waits on.
+//! a small window, every n-th data frame as binary, stalls, drops without a Close frame),
+//! writes the `--record` file and counts frames. A data frame counts as pending from the
+//! moment it is queued until it has been sent (or dropped with its socket), which is what
+//! [`super::SimHandle::finished`] waits on.
+//!
+//! Each published transition travels with a [`Ticket`] shared by every frame that carries
+//! it. A frame is *delivered* once its writer has handed it to the session (from there it
+//! is flushed to the client's TCP stream, even when the socket is dropped next). When the
+//! last frame of a ticket is gone and none was delivered although some listener was owed
+//! one, the conversation joins the ground truth of what faults hid
+//! ([`super::SimHandle::hidden`]).
 
+use std::collections::BTreeSet;
 use std::fs::File;
+use std::future::{pending, Future};
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_ws::{CloseReason, Session};
 use bytes::Bytes;
+use futures_util::future::{select, Either};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
+
+use super::faults::FaultFrame;
 
 /// Frames a socket may have queued before new ones are dropped: a client that stopped
 /// reading loses frames, as it would against the real service.
@@ -39,19 +53,24 @@ pub(crate) enum Outbound {
     Data(Arc<str>),
     /// Heartbeats, pongs, status replies: always text, never held back.
     Control(Arc<str>),
+    /// A frame a fault asked for, sent as it is: never held back, never turned binary.
+    Fault(FaultFrame),
     /// An RFC 6455 ping (the analytics-stream heartbeat).
     Ping,
     /// The answer to a client's RFC 6455 ping.
     Pong(Bytes),
     /// Send held frames, then a Close frame, then stop.
     Close(Option<CloseReason>),
+    /// Keep sending until `at`, then close with this reason (`socket_closing`).
+    CloseAt(std::time::Instant, CloseReason),
 }
 
-/// Counters and the record file, shared by every writer.
+/// Counters, the record file and the conversations faults hid, shared by every writer.
 pub(crate) struct Outlet {
     pending: AtomicU64,
     frames_sent: AtomicU64,
     record: Option<Mutex<File>>,
+    hidden: Mutex<BTreeSet<String>>,
 }
 
 impl Outlet {
@@ -60,7 +79,20 @@ impl Outlet {
             pending: AtomicU64::new(0),
             frames_sent: AtomicU64::new(0),
             record: record.map(File::create).transpose()?.map(Mutex::new),
+            hidden: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Conversations with a transition no listening socket received.
+    pub(crate) fn hidden(&self) -> BTreeSet<String> {
+        self.hidden.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn hide(&self, conversation: &str) {
+        let mut hidden = self.hidden.lock().unwrap_or_else(PoisonError::into_inner);
+        if !hidden.contains(conversation) {
+            hidden.insert(conversation.to_owned());
+        }
     }
 
     /// Data frames queued on some socket and not yet sent.
@@ -81,10 +113,7 @@ impl Outlet {
             // One unbuffered write per frame: the file is complete the moment a frame has
             // gone out. A failing disk must not take the simulated service down, so a
             // failed write only loses that line.
-            let _ = record
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .write_all(line.as_bytes());
+            let _ = record.lock().unwrap_or_else(PoisonError::into_inner).write_all(line.as_bytes());
         }
     }
 }
@@ -105,9 +134,83 @@ impl Drop for Pending {
     }
 }
 
+/// The fate of one published transition (see the module docs).
+pub(crate) struct Ticket {
+    outlet: Arc<Outlet>,
+    conversation: String,
+    /// Some listener should have received it: a frame was offered, or a subscribed
+    /// channel had no socket, or nobody was listening at all.
+    owed: AtomicBool,
+    delivered: AtomicBool,
+}
+
+impl Ticket {
+    pub(crate) fn new(outlet: &Arc<Outlet>, conversation: &str) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            outlet: outlet.clone(),
+            conversation: conversation.to_owned(),
+            owed: AtomicBool::new(false),
+            delivered: AtomicBool::new(false),
+        })
+    }
+
+    /// Some listener should receive this transition.
+    pub(crate) fn owe(&self) {
+        self.owed.store(true, Ordering::SeqCst);
+    }
+
+    fn deliver(&self) {
+        self.delivered.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.owed.load(Ordering::SeqCst) && !self.delivered.load(Ordering::SeqCst) {
+            self.outlet.hide(&self.conversation);
+        }
+    }
+}
+
 struct Queued {
     frame: Outbound,
+    // Fields drop in order: the ticket settles before the frame stops being pending, so
+    // `finished()` never runs ahead of `hidden()`.
+    ticket: Option<Arc<Ticket>>,
     _pending: Option<Pending>,
+}
+
+/// What the hub can do to a socket past its queue: stall it, or drop it.
+#[derive(Default)]
+struct Control {
+    stalled_until: Mutex<Option<std::time::Instant>>,
+    aborted: AtomicBool,
+    abort: Notify,
+}
+
+impl Control {
+    fn is_stalled(&self) -> bool {
+        self.stalled_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Runs `work` unless the socket is dropped first.
+    async fn unless_aborted<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let aborted = pin!(self.abort.notified());
+        if self.is_aborted() {
+            return None;
+        }
+        match select(pin!(work), aborted).await {
+            Either::Left((done, _)) => Some(done),
+            Either::Right(_) => None,
+        }
+    }
 }
 
 /// The sending end of one socket's queue.
@@ -115,18 +218,37 @@ struct Queued {
 pub(crate) struct SocketTx {
     tx: mpsc::Sender<Queued>,
     outlet: Arc<Outlet>,
+    control: Arc<Control>,
 }
 
 impl SocketTx {
     /// Queues a frame without waiting; `false` when the socket is gone or not keeping up.
     pub(crate) fn offer(&self, frame: Outbound) -> bool {
+        self.enqueue(frame, None)
+    }
+
+    /// Queues a data frame carrying `ticket`'s transition; `false` as for [`Self::offer`]
+    /// (the frame is then lost, and the ticket knows).
+    pub(crate) fn offer_data(&self, frame: Arc<str>, ticket: &Arc<Ticket>) -> bool {
+        ticket.owe();
+        self.enqueue(Outbound::Data(frame), Some(ticket.clone()))
+    }
+
+    fn enqueue(&self, frame: Outbound, ticket: Option<Arc<Ticket>>) -> bool {
         let pending = matches!(frame, Outbound::Data(_)).then(|| Pending::new(&self.outlet));
-        self.tx
-            .try_send(Queued {
-                frame,
-                _pending: pending,
-            })
-            .is_ok()
+        self.tx.try_send(Queued { frame, ticket, _pending: pending }).is_ok()
+    }
+
+    /// Sends nothing until `until`, losing whatever comes meanwhile; stays open.
+    pub(crate) fn stall(&self, until: std::time::Instant) {
+        let mut stalled = self.control.stalled_until.lock().unwrap_or_else(PoisonError::into_inner);
+        *stalled = Some(stalled.map_or(until, |earlier| earlier.max(until)));
+    }
+
+    /// Ends the connection now without a Close frame; whatever is still queued is lost.
+    pub(crate) fn abort(&self) {
+        self.control.aborted.store(true, Ordering::SeqCst);
+        self.control.abort.notify_one();
     }
 
     /// Resolves once the writer has stopped (the socket is closed).
@@ -148,19 +270,22 @@ pub(crate) struct WriterOptions {
 /// Starts the writer task for `session` on the current (worker) runtime.
 pub(crate) fn spawn_writer(session: Session, outlet: Arc<Outlet>, options: WriterOptions) -> SocketTx {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    let control = Arc::new(Control::default());
     let writer = Writer {
         session,
         outlet: outlet.clone(),
+        control: control.clone(),
         binary_every: options.binary_every,
         data_sent: 0,
     };
     actix_rt::spawn(write_loop(writer, rx, options));
-    SocketTx { tx, outlet }
+    SocketTx { tx, outlet, control }
 }
 
 struct Writer {
     session: Session,
     outlet: Arc<Outlet>,
+    control: Arc<Control>,
     binary_every: Option<u64>,
     data_sent: u64,
 }
@@ -170,35 +295,73 @@ struct Gone;
 
 impl Writer {
     async fn send(&mut self, queued: Queued) -> Result<(), Gone> {
-        let sent = match &queued.frame {
+        if self.control.is_stalled() {
+            // Silent: the frame is lost; even a close goes without its Close frame.
+            return match queued.frame {
+                Outbound::Close(_) | Outbound::CloseAt(..) => Err(Gone),
+                _ => Ok(()),
+            };
+        }
+        let control = self.control.clone();
+        let sent = control.unless_aborted(self.write(&queued.frame)).await;
+        match sent {
+            Some(Ok(())) => {
+                if let Some(ticket) = &queued.ticket {
+                    ticket.deliver();
+                }
+                Ok(())
+            }
+            Some(Err(Gone)) | None => Err(Gone),
+        }
+    }
+
+    /// Writes one frame to the session, counting and recording what carries text.
+    async fn write(&mut self, frame: &Outbound) -> Result<(), Gone> {
+        let recorded: Option<std::borrow::Cow<'_, str>> = match frame {
             Outbound::Data(text) => {
                 self.data_sent += 1;
-                let binary = self
-                    .binary_every
-                    .is_some_and(|n| self.data_sent.is_multiple_of(n));
-                let result = if binary {
+                let binary = self.binary_every.is_some_and(|n| self.data_sent.is_multiple_of(n));
+                if binary {
                     self.session.binary(Bytes::copy_from_slice(text.as_bytes())).await
                 } else {
                     self.session.text(&**text).await
-                };
-                result.map(|()| Some(text))
+                }
+                .map_err(|_| Gone)?;
+                Some((&**text).into())
             }
-            Outbound::Control(text) => self.session.text(&**text).await.map(|()| Some(text)),
-            Outbound::Ping => self.session.ping(b"").await.map(|()| None),
-            Outbound::Pong(payload) => self.session.pong(payload).await.map(|()| None),
+            Outbound::Control(text) => {
+                self.session.text(&**text).await.map_err(|_| Gone)?;
+                Some((&**text).into())
+            }
+            Outbound::Fault(FaultFrame::Text(text)) => {
+                self.session.text(text.as_str()).await.map_err(|_| Gone)?;
+                Some(text.as_str().into())
+            }
+            Outbound::Fault(FaultFrame::Binary(bytes)) => {
+                self.session.binary(Bytes::copy_from_slice(bytes)).await.map_err(|_| Gone)?;
+                Some(String::from_utf8_lossy(bytes))
+            }
+            Outbound::Ping => {
+                self.session.ping(b"").await.map_err(|_| Gone)?;
+                None
+            }
+            Outbound::Pong(payload) => {
+                self.session.pong(payload).await.map_err(|_| Gone)?;
+                None
+            }
             Outbound::Close(reason) => {
                 let _ = self.session.clone().close(reason.clone()).await;
                 return Err(Gone);
             }
-        };
-        match sent {
-            Ok(Some(text)) => {
-                self.outlet.sent(text);
-                Ok(())
+            Outbound::CloseAt(_, reason) => {
+                let _ = self.session.clone().close(Some(reason.clone())).await;
+                return Err(Gone);
             }
-            Ok(None) => Ok(()),
-            Err(_) => Err(Gone),
+        };
+        if let Some(text) = recorded {
+            self.outlet.sent(&text);
         }
+        Ok(())
     }
 
     /// Sends the held data frames in a shuffled order.
@@ -211,51 +374,161 @@ impl Writer {
     }
 }
 
+/// Why the write loop woke up.
+enum Wake {
+    Frame(Option<Queued>),
+    Deadline,
+    Abort,
+}
+
+/// The next frame, the deadline (held frames due, a scheduled close), or a drop.
+async fn next_wake(control: &Control, rx: &mut mpsc::Receiver<Queued>, deadline: Option<Instant>) -> Wake {
+    let aborted = pin!(control.abort.notified());
+    if control.is_aborted() {
+        return Wake::Abort;
+    }
+    let timer = pin!(async move {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => pending().await,
+        }
+    });
+    match select(select(pin!(rx.recv()), timer), aborted).await {
+        Either::Left((Either::Left((frame, _)), _)) => Wake::Frame(frame),
+        Either::Left((Either::Right(((), _)), _)) => Wake::Deadline,
+        Either::Right(_) => Wake::Abort,
+    }
+}
+
 async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>, options: WriterOptions) {
+    let control = writer.control.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut held: Vec<Queued> = Vec::with_capacity(REORDER_WINDOW);
     let mut release_at = Instant::now();
+    let mut close_at: Option<(Instant, CloseReason)> = None;
     loop {
-        let next = if held.is_empty() {
-            rx.recv().await
-        } else {
-            match tokio::time::timeout_at(release_at, rx.recv()).await {
-                Ok(next) => next,
-                Err(_elapsed) => {
-                    if writer.release(&mut held, &mut rng).await.is_err() {
-                        return;
+        let release_deadline = (!held.is_empty()).then_some(release_at);
+        let close_deadline = close_at.as_ref().map(|(at, _)| *at);
+        let deadline = match (release_deadline, close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let result = match next_wake(&control, &mut rx, deadline).await {
+            // Dropping the session without a Close frame ends the connection after what
+            // was written so far; dropping `rx` and `held` loses everything else.
+            Wake::Abort => return,
+            Wake::Deadline => {
+                let now = Instant::now();
+                match close_at.take() {
+                    Some((at, reason)) if now >= at => match writer.release(&mut held, &mut rng).await {
+                        Ok(()) => writer.send(queued(Outbound::Close(Some(reason)))).await,
+                        Err(gone) => Err(gone),
+                    },
+                    not_yet => {
+                        close_at = not_yet;
+                        writer.release(&mut held, &mut rng).await
                     }
-                    continue;
                 }
             }
-        };
-        let Some(queued) = next else {
-            // Every sender is gone: nobody can publish to this socket any more.
-            let _ = writer.release(&mut held, &mut rng).await;
-            let _ = writer.session.close(None).await;
-            return;
-        };
-        let result = match queued.frame {
-            Outbound::Data(_) if options.reorder => {
-                if held.is_empty() {
-                    release_at = Instant::now() + MAX_HOLD;
+            Wake::Frame(None) => {
+                // Every sender is gone: nobody can publish to this socket any more.
+                let _ = writer.release(&mut held, &mut rng).await;
+                if !control.is_stalled() {
+                    let _ = writer.session.close(None).await;
                 }
-                held.push(queued);
-                if held.len() >= REORDER_WINDOW {
-                    writer.release(&mut held, &mut rng).await
-                } else {
+                return;
+            }
+            Wake::Frame(Some(queued)) => match queued.frame {
+                Outbound::Data(_) if options.reorder => {
+                    if held.is_empty() {
+                        release_at = Instant::now() + MAX_HOLD;
+                    }
+                    held.push(queued);
+                    if held.len() >= REORDER_WINDOW {
+                        writer.release(&mut held, &mut rng).await
+                    } else {
+                        Ok(())
+                    }
+                }
+                Outbound::CloseAt(at, ref reason) => {
+                    let at = Instant::from_std(at);
+                    if close_at.as_ref().is_none_or(|(earlier, _)| at < *earlier) {
+                        close_at = Some((at, reason.clone()));
+                    }
                     Ok(())
                 }
-            }
-            Outbound::Close(_) => match writer.release(&mut held, &mut rng).await {
-                Ok(()) => writer.send(queued).await,
-                Err(gone) => Err(gone),
+                Outbound::Close(_) => match writer.release(&mut held, &mut rng).await {
+                    Ok(()) => writer.send(queued).await,
+                    Err(gone) => Err(gone),
+                },
+                _ => writer.send(queued).await,
             },
-            _ => writer.send(queued).await,
         };
         if result.is_err() {
             // Dropping `rx` (and `held`) releases every frame still queued for this socket.
             return;
         }
+    }
+}
+
+/// A frame of the writer's own, outside any queue.
+fn queued(frame: Outbound) -> Queued {
+    Queued { frame, ticket: None, _pending: None }
+}
+
+/// A socket with no session behind it: the test plays the writer.
+#[cfg(test)]
+pub(crate) fn test_socket(outlet: &Arc<Outlet>) -> (SocketTx, TestWriter) {
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    let socket = SocketTx { tx, outlet: outlet.clone(), control: Arc::new(Control::default()) };
+    (socket, TestWriter(rx))
+}
+
+#[cfg(test)]
+pub(crate) struct TestWriter(mpsc::Receiver<Queued>);
+
+#[cfg(test)]
+impl TestWriter {
+    /// Takes every queued frame and writes it (`deliver`) or loses it; returns how many.
+    pub(crate) fn drain(&mut self, deliver: bool) -> usize {
+        let mut taken = 0;
+        while let Ok(queued) = self.0.try_recv() {
+            if deliver {
+                if let Some(ticket) = &queued.ticket {
+                    ticket.deliver();
+                }
+            }
+            taken += 1;
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_hides_its_conversation_only_when_owed_and_never_delivered() {
+        let outlet = Arc::new(Outlet::new(None).unwrap());
+        drop(Ticket::new(&outlet, "nobody-owed"));
+        let owed = Ticket::new(&outlet, "lost");
+        owed.owe();
+        drop(owed);
+        let (socket, mut writer) = test_socket(&outlet);
+        let delivered = Ticket::new(&outlet, "delivered");
+        assert!(socket.offer_data("frame".into(), &delivered));
+        assert!(socket.offer_data("again".into(), &delivered));
+        drop(delivered);
+        assert_eq!(outlet.pending(), 2);
+        assert_eq!(writer.drain(true), 2);
+        assert_eq!(outlet.pending(), 0);
+        let pending_loss = Ticket::new(&outlet, "queued then lost");
+        socket.offer_data("frame".into(), &pending_loss);
+        drop(pending_loss);
+        assert_eq!(outlet.hidden(), BTreeSet::from(["lost".to_owned()]), "still queued: not settled");
+        writer.drain(false);
+        let hidden: Vec<String> = outlet.hidden().into_iter().collect();
+        assert_eq!(hidden, ["lost", "queued then lost"]);
     }
 }

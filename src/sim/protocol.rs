@@ -81,21 +81,11 @@ pub fn topics_for(step: &Step) -> Vec<(String, BodyKind)> {
         topics.push((format!("{base}.{suffix}"), BodyKind::Flat));
         topics.push((base, BodyKind::Full));
     };
-    let visible = || {
-        conversation
-            .participants
-            .iter()
-            .filter(move |p| p.is_visible_at(now))
-    };
+    let visible = || conversation.participants.iter().filter(move |p| p.is_visible_at(now));
     if visible().any(|p| p.purpose == Purpose::Acd) {
-        push_snapshot_topics(format!(
-            "v2.routing.queues.{}.conversations",
-            conversation.queue_id
-        ));
+        push_snapshot_topics(format!("v2.routing.queues.{}.conversations", conversation.queue_id));
     }
-    let mut users: Vec<&str> = visible()
-        .filter_map(|p| p.user.as_ref().map(|u| u.id.as_str()))
-        .collect();
+    let mut users: Vec<&str> = visible().filter_map(|p| p.user.as_ref().map(|u| u.id.as_str())).collect();
     users.sort_unstable();
     users.dedup();
     for user in users {
@@ -239,10 +229,7 @@ fn state(participant: &Participant, now: DateTime<Utc>) -> &'static str {
 /// `GET /api/v2/conversations/{id}` carry it.
 pub fn full_snapshot(conversation: &Conversation, played: usize) -> String {
     let Some(now) = conversation.time_after(played) else {
-        return serialize(&Snapshot::<()> {
-            id: conversation.id.clone(),
-            participants: Vec::new(),
-        });
+        return serialize(&Snapshot::<()> { id: conversation.id.clone(), participants: Vec::new() });
     };
     let participants = conversation
         .participants
@@ -279,10 +266,7 @@ pub fn full_snapshot(conversation: &Conversation, played: usize) -> String {
             }
         })
         .collect();
-    serialize(&Snapshot {
-        id: conversation.id.clone(),
-        participants,
-    })
+    serialize(&Snapshot { id: conversation.id.clone(), participants })
 }
 
 #[derive(Serialize)]
@@ -316,10 +300,7 @@ struct FlatParticipant<'a> {
 /// The per-media form (`….conversations.calls` and friends).
 pub fn flat_snapshot(conversation: &Conversation, played: usize) -> String {
     let Some(now) = conversation.time_after(played) else {
-        return serialize(&Snapshot::<()> {
-            id: conversation.id.clone(),
-            participants: Vec::new(),
-        });
+        return serialize(&Snapshot::<()> { id: conversation.id.clone(), participants: Vec::new() });
     };
     let participants = conversation
         .participants
@@ -340,20 +321,11 @@ pub fn flat_snapshot(conversation: &Conversation, played: usize) -> String {
             direction: p.purpose.direction(),
             disconnect_type: p.ended_by(now).map(|_| p.disconnect_type),
             held: false,
-            user: p.user.as_ref().map(|u| Reference {
-                id: &u.id,
-                name: &u.name,
-            }),
-            queue: p.queue_id.as_deref().map(|id| Reference {
-                id,
-                name: &conversation.queue_name,
-            }),
+            user: p.user.as_ref().map(|u| Reference { id: &u.id, name: &u.name }),
+            queue: p.queue_id.as_deref().map(|id| Reference { id, name: &conversation.queue_name }),
         })
         .collect();
-    serialize(&Snapshot {
-        id: conversation.id.clone(),
-        participants,
-    })
+    serialize(&Snapshot { id: conversation.id.clone(), participants })
 }
 
 #[derive(Serialize)]
@@ -563,9 +535,7 @@ mod tests {
         assert_eq!(step.participant().purpose, Purpose::Customer);
         let topics = topics_for(&step);
         assert!(topics.iter().all(|(t, _)| !t.starts_with("v2.routing.queues.")));
-        assert!(topics
-            .iter()
-            .any(|(t, k)| *k == BodyKind::Detail && t.ends_with(".customer.start")));
+        assert!(topics.iter().any(|(t, k)| *k == BodyKind::Detail && t.ends_with(".customer.start")));
     }
 
     #[test]
@@ -581,10 +551,7 @@ mod tests {
             assert!(detail.is_some());
             let event: Value = serde_json::from_str(&detail_event(&step)).unwrap();
             assert_eq!(event["eventTime"], step.transition().at.timestamp_millis());
-            assert_eq!(
-                event["direction"].as_str().map(|d| d == d.to_uppercase()),
-                Some(true)
-            );
+            assert_eq!(event["direction"].as_str().map(|d| d == d.to_uppercase()), Some(true));
             if step.transition().kind == TransitionKind::Ended {
                 let why = event["disconnectType"].as_str().unwrap();
                 assert!(!why.contains('.') && why == why.to_uppercase(), "{why}");

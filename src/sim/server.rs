@@ -1,17 +1,24 @@
 //! The simulator's HTTP surface: OAuth, the Notifications REST API, the two WebSocket
-//! upgrades, conversation backfill and `/sim/truth`, all on one actix-web port.
+//! upgrades, conversation backfill, and the simulator's own `/sim/truth`, `/sim/faults`
+//! and `/sim/hidden`, all on one actix-web port.
 //!
 //! Handlers are thin: check credentials, decode the request, ask the [`Hub`], render the
 //! answer the way the real service does (`{"error","error_description"}` from the login
-//! host, `{"message","code","status"}` from the API).
+//! host, `{"message","code","status"}` from the API). Injected HTTP errors (the `http`
+//! fault) are answered by a middleware in front of every handler.
 
 use std::sync::Arc;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{header, Method, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::hub::{Hub, SubscriptionError, SubscriptionOp};
+use super::faults;
+use super::hub::{HttpAnswer, Hub, SubscriptionError, SubscriptionOp};
 use super::protocol;
 use super::sockets;
 
@@ -31,12 +38,42 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(subscriptions)),
         )
         .route("/api/v2/conversations/{id}", web::get().to(conversation))
-        .route(
-            "/api/v2/analytics/conversations/stream",
-            web::get().to(analytics_socket),
-        )
+        .route("/api/v2/analytics/conversations/stream", web::get().to(analytics_socket))
         .route("/channels/{id}", web::get().to(channel_socket))
-        .route("/sim/truth", web::get().to(truth));
+        .route("/sim/truth", web::get().to(truth))
+        .route("/sim/faults", web::post().to(post_faults))
+        .route("/sim/hidden", web::get().to(hidden));
+}
+
+/// Answers a request with the injected error when an `http` fault is due for its path
+/// (the WebSocket upgrades included); otherwise serves it.
+pub(crate) async fn inject_http_faults<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let answer = req.app_data::<web::Data<Hub>>().and_then(|hub| hub.take_http_fault(req.path()));
+    match answer {
+        Some(answer) => {
+            let response = injected_error(req.path(), answer);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+        None => next.call(req).await.map(ServiceResponse::map_into_left_body),
+    }
+}
+
+/// The injected error in the shape of the endpoint family `path` belongs to.
+fn injected_error(path: &str, answer: HttpAnswer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = format!("{} (a simulated fault)", status.canonical_reason().unwrap_or("Error"));
+    let mut response = if faults::is_login_path(path) {
+        oauth_error(status, faults::oauth_error_code(answer.status), &message)
+    } else {
+        api_error(status, faults::api_error_code(answer.status), &message)
+    };
+    if let Some(seconds) = answer.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// An error from the API host, in the service's shape.
@@ -94,9 +131,7 @@ async fn oauth_token(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>) ->
         );
     }
     let form = String::from_utf8_lossy(&body);
-    let grant_type = form
-        .split('&')
-        .find_map(|pair| pair.trim().strip_prefix("grant_type="));
+    let grant_type = form.split('&').find_map(|pair| pair.trim().strip_prefix("grant_type="));
     match grant_type {
         Some("client_credentials") => {}
         Some(_) => {
@@ -106,13 +141,7 @@ async fn oauth_token(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>) ->
                 "only grant_type=client_credentials is supported",
             )
         }
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "grant_type is required",
-            )
-        }
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     }
     let (token, expires_in) = hub.issue_token();
     HttpResponse::Ok().json(json!({
@@ -129,13 +158,10 @@ async fn create_channel(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>)
     }
     let body_ok = body.iter().all(u8::is_ascii_whitespace) || serde_json::from_slice::<Value>(&body).is_ok();
     if !body_ok {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad.request",
-            "The request body is not JSON.",
-        );
+        return api_error(StatusCode::BAD_REQUEST, "bad.request", "The request body is not JSON.");
     }
-    let channel = hub.create_channel();
+    let token = credentials(&req, "Bearer").unwrap_or_default();
+    let channel = hub.create_channel(token);
     let host = req.connection_info().host().to_owned();
     HttpResponse::Ok().json(json!({
         "id": channel.id,
@@ -152,11 +178,7 @@ fn requested_topics(body: &[u8]) -> Option<Vec<String>> {
     let items: Vec<Value> = serde_json::from_slice(body).ok()?;
     items
         .iter()
-        .map(|item| {
-            item.as_str()
-                .or_else(|| item.get("id").and_then(Value::as_str))
-                .map(str::to_owned)
-        })
+        .map(|item| item.as_str().or_else(|| item.get("id").and_then(Value::as_str)).map(str::to_owned))
         .collect()
 }
 
@@ -223,11 +245,7 @@ async fn conversation(req: HttpRequest, path: web::Path<String>, hub: web::Data<
     }
     match hub.conversation(&path) {
         Some(snapshot) => HttpResponse::Ok().content_type("application/json").body(snapshot),
-        None => api_error(
-            StatusCode::NOT_FOUND,
-            "not.found",
-            "The conversation does not exist.",
-        ),
+        None => api_error(StatusCode::NOT_FOUND, "not.found", "The conversation does not exist."),
     }
 }
 
@@ -274,6 +292,23 @@ async fn truth(hub: web::Data<Hub>) -> HttpResponse {
     HttpResponse::Ok().json(hub.truth())
 }
 
+/// One fault object or an array of them; all are checked before any is applied.
+async fn post_faults(body: web::Bytes, hub: web::Data<Hub>) -> HttpResponse {
+    match faults::parse_faults(&body) {
+        Ok(faults) => {
+            for fault in &faults {
+                hub.apply(fault);
+            }
+            HttpResponse::Ok().json(json!({ "applied": faults.len() }))
+        }
+        Err(error) => api_error(StatusCode::BAD_REQUEST, "bad.request", &error.to_string()),
+    }
+}
+
+async fn hidden(hub: web::Data<Hub>) -> HttpResponse {
+    HttpResponse::Ok().json(hub.hidden())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,10 +316,7 @@ mod tests {
 
     #[test]
     fn subscription_bodies_are_topic_objects_or_strings() {
-        assert_eq!(
-            requested_topics(br#"[{"id":"a"},"b"]"#),
-            Some(vec!["a".to_owned(), "b".to_owned()])
-        );
+        assert_eq!(requested_topics(br#"[{"id":"a"},"b"]"#), Some(vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(requested_topics(b"  "), Some(Vec::new()));
         assert_eq!(requested_topics(br#"[{"name":"a"}]"#), None);
         assert_eq!(requested_topics(b"nope"), None);
@@ -292,10 +324,20 @@ mod tests {
 
     #[test]
     fn authorization_schemes_are_case_insensitive() {
-        let req = TestRequest::default()
-            .insert_header((header::AUTHORIZATION, "bearer abc"))
-            .to_http_request();
+        let req =
+            TestRequest::default().insert_header((header::AUTHORIZATION, "bearer abc")).to_http_request();
         assert_eq!(credentials(&req, "Bearer"), Some("abc"));
         assert_eq!(credentials(&req, "Basic"), None);
+    }
+
+    #[test]
+    fn injected_errors_take_the_shape_of_their_endpoint_family() {
+        let answer = HttpAnswer { status: 429, retry_after: Some(2) };
+        let login = injected_error("/oauth/token", answer);
+        assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(login.headers().get(header::RETRY_AFTER).unwrap(), "2");
+        let api = injected_error("/api/v2/conversations/c", HttpAnswer { status: 503, retry_after: None });
+        assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(api.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -49,13 +49,7 @@ pub(crate) fn open_notifications(
         .max_frame_size(MAX_CLIENT_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_CLIENT_FRAME);
-    actix_rt::spawn(read_notifications(
-        hub.clone(),
-        channel_id.clone(),
-        socket_id,
-        stream,
-        tx.clone(),
-    ));
+    actix_rt::spawn(read_notifications(hub.clone(), channel_id.clone(), socket_id, stream, tx.clone()));
     actix_rt::spawn(keep_notifications(hub, channel_id, socket_id, tx));
     true
 }
@@ -106,10 +100,7 @@ fn triage(message: Result<AggregatedMessage, actix_ws::ProtocolError>, tx: &Sock
         Ok(AggregatedMessage::Pong(_)) => Incoming::Handled,
         Ok(AggregatedMessage::Close(reason)) => {
             // Echo the status code, as RFC 6455 asks of the side that did not start closing.
-            tx.offer(Outbound::Close(reason.map(|r| CloseReason {
-                code: r.code,
-                description: None,
-            })));
+            tx.offer(Outbound::Close(reason.map(|r| CloseReason { code: r.code, description: None })));
             Incoming::End
         }
         Err(_) => Incoming::End,
@@ -164,18 +155,22 @@ fn on_notifications_text(hub: &Hub, channel_id: &str, socket_id: u64, tx: &Socke
 }
 
 /// Heartbeats every interval; a closing notice ahead of the channel's expiry; the close at
-/// expiry (re-subscribing over REST pushes the expiry back, and the keeper follows it).
+/// expiry, or when the channel dies with its token (re-subscribing over REST pushes the
+/// expiry back, and the keeper follows it).
 async fn keep_notifications(hub: Arc<Hub>, channel_id: String, socket_id: u64, tx: SocketTx) {
     let heartbeat = hub.settings.heartbeat_interval.max(MIN_INTERVAL);
     let notice = hub.settings.closing_notice();
     let mut next_heartbeat = Instant::now() + heartbeat;
     let mut noticed_for = None;
     loop {
-        let Some(expires_at) = hub.socket_deadline(&channel_id, socket_id) else {
+        let Some(deadline) = hub.socket_deadline(&channel_id, socket_id) else {
             return;
         };
+        let expires_at = deadline.expires_at;
+        // A channel that dies with its token goes without notice.
+        let ends_at = deadline.dies_at.map_or(expires_at, |dies_at| dies_at.min(expires_at));
         let now = Instant::now();
-        if now >= expires_at {
+        if now >= ends_at {
             hub.expire_channel(&channel_id);
             return;
         }
@@ -189,7 +184,7 @@ async fn keep_notifications(hub: Arc<Hub>, channel_id: String, socket_id: u64, t
             tx.offer(Outbound::Control(protocol::HEARTBEAT.into()));
             next_heartbeat = now + heartbeat;
         }
-        let mut wake = next_heartbeat.min(expires_at);
+        let mut wake = next_heartbeat.min(ends_at);
         if noticed_for != Some(expires_at) {
             wake = wake.min(notice_at);
         }
@@ -227,11 +222,8 @@ fn on_analytics_text(hub: &Hub, socket_id: u64, tx: &SocketTx, connected: bool, 
             tx.offer(Outbound::Control(protocol::ANALYTICS_CONNECTED.into()));
             return Some(true);
         }
-        let why = if token.is_some() {
-            "invalid or expired token"
-        } else {
-            "expected {\"token\": …} first"
-        };
+        let why =
+            if token.is_some() { "invalid or expired token" } else { "expected {\"token\": …} first" };
         tx.offer(Outbound::Control(protocol::analytics_error(why).into()));
         tx.offer(Outbound::Close(Some(CloseReason {
             code: CloseCode::Policy,
@@ -244,9 +236,7 @@ fn on_analytics_text(hub: &Hub, socket_id: u64, tx: &SocketTx, connected: bool, 
             hub.subscribe_analytics(socket_id, tx, parse_filter(filter));
         }
         _ => {
-            tx.offer(Outbound::Control(
-                protocol::analytics_error("expected {\"filter\": {…}}").into(),
-            ));
+            tx.offer(Outbound::Control(protocol::analytics_error("expected {\"filter\": {…}}").into()));
         }
     }
     Some(true)
@@ -259,13 +249,7 @@ fn parse_filter(filter: &Value) -> AnalyticsFilter {
         channels: filter
             .get("channels")
             .and_then(Value::as_array)
-            .map(|channels| {
-                channels
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|channels| channels.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default(),
     }
 }

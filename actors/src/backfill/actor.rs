@@ -309,7 +309,7 @@ impl Handler<Discover> for BackfillActor {
         ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
             Ok(ids) => {
                 debug!(act.log, "outage searched"; "conversations" => ids.len());
-                let _ = act.discovered.do_send(Discovered(ids));
+                act.discovered.do_send(Discovered(ids));
             }
             Err(error) => {
                 act.metrics.backfills.get_or_create(&BackfillLabels { outcome: error.outcome() }).inc();
