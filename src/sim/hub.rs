@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use timelined_actors::record::{format_millis, TimelineRecord};
 use tokio::sync::watch;
 
+use super::details::{self, DetailsQuery};
 use super::faults::{self, BadFrameIds, Dialect, Fault, FaultFrame};
 use super::generator::{self, seeded_uuid, Conversation, Step};
 use super::outbound::{Outbound, Outlet, SocketTx, Ticket};
@@ -552,6 +553,13 @@ impl Hub {
         let order = state.order_by_id.get(conversation_id)?;
         let played = state.conversations.get(order)?;
         Some(protocol::full_snapshot(&played.conversation, played.played))
+    }
+
+    /// One page of the conversation-details query over the conversations played so far
+    /// (an endless run searches the ones it still keeps).
+    pub(crate) fn details(&self, query: &DetailsQuery) -> String {
+        let state = self.lock();
+        details::answer(query, state.conversations.values().map(|p| (&*p.conversation, p.played)))
     }
 
     /// Every conversation played so far, in start order.

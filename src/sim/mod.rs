@@ -2,9 +2,10 @@
 //!
 //! One actix-web server on one port plays a small Genesys Cloud: OAuth client credentials,
 //! notification channels and their subscriptions, the streaming WebSocket at each
-//! channel's `connectUri`, conversation backfill, and the analytics-stream dialect. A
-//! seeded generator plays realistic conversations through it, and `/sim/truth` (or
-//! [`SimHandle::truth`]) tells what a perfect client would have reconstructed.
+//! channel's `connectUri`, conversation backfill, the analytics conversation-details query,
+//! and the analytics-stream dialect. A seeded generator plays realistic conversations
+//! through it, and `/sim/truth` (or [`SimHandle::truth`]) tells what a perfect client would
+//! have reconstructed.
 //!
 //! How it fits together:
 //! - `generator` — pure and seeded: scripts conversations, hands out transitions in
@@ -12,6 +13,7 @@
 //! - `protocol` — pure: topic names and every frame body, written from GENESYS.md without
 //!   the daemon's decoders.
 //! - `hub` — the service's state behind one lock; decides which socket gets which frame.
+//! - `details` — pure: the conversation-details query, its filters and its pages.
 //! - `playback` — paces the generator into the hub at `rate` transitions per second.
 //! - `server` and `sockets` — the HTTP handlers and the two WebSocket dialogs.
 //! - `outbound` — one queue and writer per socket: reordering, binary frames, stalls and
@@ -21,6 +23,7 @@
 //! Faults ([`Fault`]) come from `POST /sim/faults`, [`SimHandle::fault`] or
 //! [`SimConfig::faults`]; [`SimHandle::hidden`] is the ground truth of what they hid.
 
+mod details;
 mod faults;
 mod generator;
 mod hub;

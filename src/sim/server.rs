@@ -1,6 +1,6 @@
 //! The simulator's HTTP surface: OAuth, the Notifications REST API, the two WebSocket
-//! upgrades, conversation backfill, and the simulator's own `/sim/truth`, `/sim/faults`
-//! and `/sim/hidden`, all on one actix-web port.
+//! upgrades, conversation backfill, the conversation-details query, and the simulator's
+//! own `/sim/truth`, `/sim/faults` and `/sim/hidden`, all on one actix-web port.
 //!
 //! Handlers are thin: check credentials, decode the request, ask the [`Hub`], render the
 //! answer the way the real service does (`{"error","error_description"}` from the login
@@ -17,6 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::details;
 use super::faults;
 use super::hub::{HttpAnswer, Hub, SubscriptionError, SubscriptionOp};
 use super::protocol;
@@ -38,6 +39,7 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(subscriptions)),
         )
         .route("/api/v2/conversations/{id}", web::get().to(conversation))
+        .route("/api/v2/analytics/conversations/details/query", web::post().to(details_query))
         .route("/api/v2/analytics/conversations/stream", web::get().to(analytics_socket))
         .route("/channels/{id}", web::get().to(channel_socket))
         .route("/sim/truth", web::get().to(truth))
@@ -246,6 +248,18 @@ async fn conversation(req: HttpRequest, path: web::Path<String>, hub: web::Data<
     match hub.conversation(&path) {
         Some(snapshot) => HttpResponse::Ok().content_type("application/json").body(snapshot),
         None => api_error(StatusCode::NOT_FOUND, "not.found", "The conversation does not exist."),
+    }
+}
+
+/// The analytics conversation-details query: conversations played so far that started in
+/// the interval (event time) and match the segment filters, one page of them.
+async fn details_query(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>) -> HttpResponse {
+    if let Some(refused) = refuse_unauthorized(&req, &hub) {
+        return refused;
+    }
+    match details::parse_query(&body) {
+        Ok(query) => HttpResponse::Ok().content_type("application/json").body(hub.details(&query)),
+        Err(error) => api_error(StatusCode::BAD_REQUEST, "bad.request", &error.to_string()),
     }
 }
 
