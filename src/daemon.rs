@@ -64,6 +64,7 @@ pub fn timeline_rules(settings: &Settings) -> TimelineRules {
     TimelineRules {
         reorder_window: pipeline.reorder_window,
         close_after: pipeline.close_after,
+        verify_after: pipeline.verify_after,
         idle_timeout: pipeline.idle_timeout,
         tombstone_ttl: pipeline.tombstone_ttl,
     }
@@ -194,6 +195,7 @@ impl Daemon {
         let connection_config = ConnectionConfig {
             max_frame_bytes: settings.pipeline.max_frame_bytes,
             connect_timeout: settings.reconnect.connect_timeout,
+            rotation_overlap: settings.reconnect.rotation_overlap,
             backoff_initial: settings.reconnect.initial_backoff,
             backoff_max: settings.reconnect.max_backoff,
         };

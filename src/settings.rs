@@ -112,6 +112,10 @@ pub struct PipelineSettings {
     pub reorder_window: Duration,
     #[serde(with = "duration")]
     pub close_after: Duration,
+    /// A conversation with no event for this long is checked once over REST: its end may
+    /// have been missed with no other trace.
+    #[serde(with = "duration")]
+    pub verify_after: Duration,
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
     #[serde(with = "duration")]
@@ -121,7 +125,9 @@ pub struct PipelineSettings {
     pub tick: Duration,
     pub max_frame_bytes: usize,
     /// After an outage, conversations first seen within this long are presumed to have
-    /// begun while nobody listened, and are backfilled.
+    /// begun while nobody listened, and are backfilled. Off by default: the search of the
+    /// outage window (conversation-details query) finds them; turn on where that query is
+    /// not permitted and the stream carries events rather than whole snapshots.
     #[serde(with = "duration")]
     pub gap_grace: Duration,
 }
@@ -133,11 +139,12 @@ impl Default for PipelineSettings {
             consumer_mailbox: 8192,
             reorder_window: Duration::from_millis(200),
             close_after: Duration::from_secs(2),
+            verify_after: Duration::from_secs(15 * 60),
             idle_timeout: Duration::from_secs(4 * 3600),
             tombstone_ttl: Duration::from_secs(3600),
             tick: Duration::from_millis(20),
             max_frame_bytes: 8 << 20,
-            gap_grace: Duration::from_secs(30),
+            gap_grace: Duration::ZERO,
         }
     }
 }
@@ -167,6 +174,10 @@ pub struct ReconnectSettings {
     pub max_backoff: Duration,
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// After a planned rotation's new socket is open, the old one keeps streaming this
+    /// long (frames already on their way still arrive; duplicates are dropped).
+    #[serde(with = "duration")]
+    pub rotation_overlap: Duration,
 }
 
 impl Default for ReconnectSettings {
@@ -175,6 +186,7 @@ impl Default for ReconnectSettings {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            rotation_overlap: Duration::from_secs(5),
         }
     }
 }
@@ -415,6 +427,8 @@ impl Settings {
             ("pipeline.tick", pipeline.tick),
             ("pipeline.close_after", pipeline.close_after),
             ("pipeline.idle_timeout", pipeline.idle_timeout),
+            ("pipeline.verify_after", pipeline.verify_after),
+            ("reconnect.rotation_overlap", self.reconnect.rotation_overlap),
             ("heartbeat.ping_interval", self.heartbeat.ping_interval),
             ("heartbeat.stale_timeout", self.heartbeat.stale_timeout),
             ("reconnect.initial_backoff", self.reconnect.initial_backoff),

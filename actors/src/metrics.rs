@@ -47,6 +47,7 @@ label_enum!(
 label_enum!(
     ReconnectCause {
         Closed => "closed",
+        Dropped => "dropped",
         Error => "error",
         Stale => "stale",
         ChannelGone => "channel_gone",

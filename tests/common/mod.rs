@@ -12,7 +12,13 @@ use timelined::sim::{self, SimConfig, SimHandle};
 use timelined_actors::record::TimelineRecord;
 use timelined_actors::wire::Dialect;
 
+/// Discards logs, unless `TIMELINED_TEST_LOG` is set (then they go to stderr: debugging).
 pub fn quiet_logger() -> slog::Logger {
+    if std::env::var_os("TIMELINED_TEST_LOG").is_some() {
+        use slog::Drain;
+        let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+        return slog::Logger::root(slog_term::FullFormat::new(decorator).build().fuse(), slog::o!());
+    }
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
@@ -120,4 +126,137 @@ pub fn assert_equal_or_healed(label: &str, closed: &[TimelineRecord], truth: &[T
     }
     assert_eq!(actual.len(), truth.len(), "{label}: timelines the simulator never played");
     healed
+}
+
+/// A daemon (in process) against a simulator, with a JSONL sink; for the fault tests.
+pub struct Fixture {
+    pub sim: SimHandle,
+    pub daemon: timelined::daemon::Daemon,
+    pub sink: PathBuf,
+    pub readiness: ReadinessWatch,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn start(config: SimConfig, dialect: Dialect, tweak: impl FnOnce(&mut Settings)) -> Fixture {
+        Fixture::start_after(config, dialect, &[], tweak).await
+    }
+
+    /// As `start`, with `faults` switched on before the daemon makes its first call.
+    pub async fn start_after(
+        config: SimConfig,
+        dialect: Dialect,
+        faults: &[timelined::sim::Fault],
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Fixture {
+        install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = temp_path(&dir, "timelines.jsonl");
+        let sim = simulator(config).await;
+        for fault in faults {
+            sim.fault(fault.clone()).expect("a valid fault");
+        }
+        let mut settings = settings_for(&sim, dialect, &sink);
+        // Fast failure detection, so a fault test takes seconds.
+        settings.heartbeat.ping_interval = Duration::from_millis(200);
+        settings.heartbeat.stale_timeout = Duration::from_millis(800);
+        settings.reconnect.initial_backoff = Duration::from_millis(50);
+        settings.reconnect.max_backoff = Duration::from_millis(500);
+        settings.reconnect.rotation_overlap = Duration::from_millis(500);
+        settings.pipeline.verify_after = Duration::from_secs(3);
+        tweak(&mut settings);
+        let daemon = timelined::daemon::Daemon::start(&settings, quiet_logger()).unwrap();
+        let readiness = ReadinessWatch::spawn(daemon.probe());
+        Fixture { sim, daemon, sink, readiness, _dir: dir }
+    }
+
+    /// Wait until the daemon is streaming events.
+    pub async fn streaming(&self) {
+        let metrics = self.daemon.metrics.clone();
+        wait_until("events to stream", Duration::from_secs(20), || metrics.events_received.get() > 20).await;
+        wait_until("readiness", Duration::from_secs(20), || self.daemon.readiness().is_ok()).await;
+    }
+
+    /// Wait for every conversation to close into the sink; returns (closed, truth, hidden).
+    pub async fn finish(&self) -> (Vec<TimelineRecord>, Vec<TimelineRecord>, BTreeSet<String>) {
+        wait_until("every conversation to close into the sink", Duration::from_secs(60), || {
+            self.sim.finished() && read_jsonl(&self.sink).len() >= self.sim.truth().len()
+        })
+        .await;
+        (read_jsonl(&self.sink), self.sim.truth(), self.sim.hidden())
+    }
+
+    pub fn reconnects(&self, cause: timelined_actors::metrics::ReconnectCause) -> u64 {
+        self.daemon.metrics.reconnects.get_or_create(&timelined_actors::metrics::CauseLabels { cause }).get()
+    }
+
+    pub fn token_refreshes(&self, outcome: timelined_actors::metrics::TokenOutcome) -> u64 {
+        self.daemon
+            .metrics
+            .token_refreshes
+            .get_or_create(&timelined_actors::metrics::TokenLabels { outcome })
+            .get()
+    }
+
+    pub async fn stop(self) {
+        self.readiness.stop();
+        self.daemon.shutdown().await;
+        self.sim.stop().await;
+    }
+}
+
+use std::collections::BTreeSet;
+
+/// Every truth conversation closed exactly once and equal to the truth — or, only if the
+/// simulator hid some of its frames, marked with its gap, healed, and otherwise equal.
+/// Returns how many were healed.
+pub fn assert_truth_or_healed(
+    label: &str,
+    closed: &[TimelineRecord],
+    truth: &[TimelineRecord],
+    hidden: &BTreeSet<String>,
+) -> usize {
+    let healed = assert_equal_or_healed(label, closed, truth);
+    for record in closed.iter().filter(|r| r.gaps > 0) {
+        assert!(
+            hidden.contains(&record.conversation_id),
+            "{label}: {} marked with a gap though the simulator hid nothing of it",
+            record.conversation_id
+        );
+    }
+    healed
+}
+
+/// Records whether readiness was ever lost, polling every 10 ms.
+pub struct ReadinessWatch {
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl ReadinessWatch {
+    pub fn spawn(probe: timelined::daemon::Probe) -> ReadinessWatch {
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = lost.clone();
+        let task = actix_rt::spawn(async move {
+            let mut was_ready = false;
+            loop {
+                let ready = probe.readiness().is_ok();
+                if was_ready && !ready {
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                was_ready |= ready;
+                actix_rt::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        ReadinessWatch { lost, task }
+    }
+
+    /// Readiness went from ready to not ready at least once.
+    pub fn was_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
 }

@@ -33,6 +33,9 @@ type WsSink = SplitSink<actix_codec::Framed<BoxedSocket, Codec>, ws::Message>;
 #[derive(Clone, Debug)]
 pub struct ConnectionConfig {
     pub max_frame_bytes: usize,
+    /// How long the old socket of a make-before-break rotation keeps streaming after the
+    /// new one is open.
+    pub rotation_overlap: Duration,
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
@@ -203,11 +206,13 @@ impl ConnectionActor {
         self.metrics.connection_up.set(1);
         self.ever_opened = true;
         info!(self.log, "streaming socket connected"; "generation" => generation);
-        if let Some((_, mut old)) = self.retiring.take() {
-            let _ = old.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
-            old.close();
+        if let Some((old_generation, _)) = self.retiring {
+            // Frames already on their way down the old socket still arrive: it is closed
+            // only after an overlap, and what both deliver is deduplicated downstream.
             self.metrics.reconnects.get_or_create(&CauseLabels { cause: ReconnectCause::Rotation }).inc();
-            info!(self.log, "rotation complete: the old socket is closed");
+            info!(self.log, "rotation: the new socket streams; the old one closes after the overlap";
+                "overlap_ms" => self.config.rotation_overlap.as_millis() as u64);
+            ctx.run_later(self.config.rotation_overlap, move |act, _| act.retire(old_generation));
         }
         if self.down_since.take().is_some() {
             let _ = self.links.socket_gap.try_send(SocketGap);
@@ -248,6 +253,14 @@ impl ConnectionActor {
         }
         self.metrics.reconnects.get_or_create(&CauseLabels { cause }).inc();
         self.close_socket();
+        if let Some((_, mut old)) = self.retiring.take() {
+            old.close();
+        }
+        // Events published from now until a socket streams again are lost: the outage to
+        // heal once one does.
+        if self.ever_opened && self.down_since.is_none() {
+            self.down_since = Some(std::time::Instant::now());
+        }
         self.generation += 1;
         if self.target.is_some() {
             warn!(self.log, "streaming socket lost; reconnecting"; "cause" => cause.as_str());
@@ -266,6 +279,17 @@ impl ConnectionActor {
             return;
         }
         self.lost(generation, cause, ctx);
+    }
+
+    /// Close the old socket of a rotation once the overlap is over.
+    fn retire(&mut self, generation: u64) {
+        if self.retiring.as_ref().is_some_and(|(retiring, _)| *retiring == generation) {
+            if let Some((_, mut old)) = self.retiring.take() {
+                let _ = old.write(ws::Message::Close(Some(ws::CloseCode::Normal.into())));
+                old.close();
+                info!(self.log, "rotation complete: the old socket is closed");
+            }
+        }
     }
 
     fn accepts(&self, generation: u64) -> bool {
@@ -492,7 +516,8 @@ impl StreamHandler<SocketEvent> for ConnectionActor {
                 self.bad_input.emit(&self.metrics, &self.log, reason, &error.to_string());
                 self.ended(generation, ReconnectCause::Error, ctx);
             }
-            SocketEvent::End(generation) => self.ended(generation, ReconnectCause::Closed, ctx),
+            // A Close frame is handled when it arrives: an end without one is a drop.
+            SocketEvent::End(generation) => self.ended(generation, ReconnectCause::Dropped, ctx),
         }
     }
 

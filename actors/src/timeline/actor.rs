@@ -4,7 +4,7 @@
 //! bounded mailbox.
 
 use super::state::{self, StateError};
-use super::{Applied, GapLedger, Tick, TimelineBook};
+use super::{Applied, GapCause, GapLedger, Tick, TimelineBook};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
 use crate::consumer::actor::Publication;
@@ -131,7 +131,7 @@ impl TimelineActor {
         self.redeliver();
         let now = Instant::now();
         for conversation in self.links.gaps.drain() {
-            self.book.mark_gap(&conversation, now);
+            self.book.mark_gap(&conversation, now, GapCause::Loss);
         }
         let tick = self.book.tick(now);
         self.publish(tick);
@@ -316,9 +316,11 @@ impl Handler<Discovered> for TimelineActor {
     fn handle(&mut self, Discovered(conversations): Discovered, _: &mut Context<Self>) {
         let now = Instant::now();
         for conversation in conversations {
-            // Known ones are already marked; the rest were missed entirely.
-            if !self.book.is_known(&conversation) {
-                self.book.mark_gap(&conversation, now);
+            // Each may have begun while nobody listened: missed entirely (then whatever the
+            // backfill brings was missed), or seen since (then what it brings before the
+            // stream's latest was missed). A closed one stays closed.
+            if !self.book.backfill_pending(&conversation) {
+                self.book.mark_gap(&conversation, now, GapCause::Outage);
             }
         }
         self.ask_backfills();

@@ -3,7 +3,7 @@
 //! closed, and the gaps to backfill.
 
 use super::state::SavedState;
-use super::{Applied, Timeline, TimelineRules};
+use super::{Applied, GapCause, Timeline, TimelineRules};
 use crate::event::{Action, ParticipantEvent};
 use crate::record::{EntryRecord, TimelineRecord};
 use chrono::{DateTime, Utc};
@@ -86,13 +86,17 @@ impl TimelineBook {
         }
         let conversation = event.conversation.clone();
         let first_seen = !self.open.contains_key(&conversation);
-        let applied = self
-            .open
-            .entry(conversation.clone())
-            .or_insert_with(|| Timeline::new(conversation.clone(), now))
-            .apply(event, now);
+        let at = event.at;
+        let applied = {
+            let mut timeline = self
+                .open
+                .entry(conversation.clone())
+                .or_insert_with(|| Timeline::new(conversation.clone(), now));
+            timeline.live_latest = Some(timeline.live_latest.map_or(at, |latest| latest.max(at)));
+            timeline.apply(event, now)
+        };
         if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
-            self.mark_gap(&conversation, now);
+            self.mark_gap(&conversation, now, GapCause::Outage);
         }
         if applied == Applied::Accepted {
             self.holding.insert(conversation);
@@ -103,7 +107,7 @@ impl TimelineBook {
     /// Mark a conversation as having missed events; an unknown one is opened so that the
     /// gap is reported when it closes rather than lost. A closed one stays closed. The
     /// backfill to ask for is queued for [`TimelineBook::take_backfills`].
-    pub fn mark_gap(&mut self, conversation: &str, now: Instant) {
+    pub fn mark_gap(&mut self, conversation: &str, now: Instant, cause: GapCause) {
         if self.tombstones.contains_key(conversation) {
             return;
         }
@@ -111,7 +115,7 @@ impl TimelineBook {
             .open
             .entry(conversation.to_owned())
             .or_insert_with(|| Timeline::new(conversation.to_owned(), now))
-            .mark_gap();
+            .mark_gap(cause);
         self.backfills.push(BackfillRequest { conversation: conversation.to_owned(), epoch });
     }
 
@@ -121,7 +125,7 @@ impl TimelineBook {
     pub fn socket_gap(&mut self, now: Instant, grace: Duration) {
         let open: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
         for conversation in &open {
-            self.mark_gap(conversation, now);
+            self.mark_gap(conversation, now, GapCause::Outage);
         }
         self.new_are_gapped_until = Some(now + grace);
     }
@@ -140,17 +144,39 @@ impl TimelineBook {
         succeeded: bool,
         now: Instant,
     ) {
-        for event in events {
-            self.apply(event, now);
+        if self.tombstones.contains_key(&request.conversation) {
+            return;
         }
-        if let Some(mut timeline) = self.open.get_mut(&request.conversation) {
-            timeline.backfilled(request.epoch, succeeded);
+        let conversation = request.conversation.clone();
+        let mut timeline =
+            self.open.entry(conversation.clone()).or_insert_with(|| Timeline::new(conversation.clone(), now));
+        // Missed = an event the stream had already gone past. One later than anything the
+        // stream delivered may just not have arrived yet: it proves nothing lost.
+        let watermark = timeline.live_latest;
+        let certain = timeline.certain_loss;
+        let mut recovered = false;
+        let mut accepted = false;
+        for event in events {
+            let at = event.at;
+            if timeline.apply(event, now) == Applied::Accepted {
+                accepted = true;
+                recovered |= certain || watermark.is_none_or(|latest| at <= latest);
+            }
+        }
+        if recovered {
+            timeline.recovered();
+        }
+        timeline.backfilled(request.epoch, succeeded);
+        drop(timeline);
+        if accepted {
+            self.holding.insert(conversation);
         }
     }
 
-    /// Open, or closed recently enough to be remembered.
-    pub fn is_known(&self, conversation: &str) -> bool {
-        self.open.contains_key(conversation) || self.tombstones.contains_key(conversation)
+    /// A backfill for this conversation is already on its way (it will cover what the
+    /// socket missed so far).
+    pub fn backfill_pending(&self, conversation: &str) -> bool {
+        self.open.get(conversation).is_some_and(|t| t.backfill_pending)
     }
 
     /// The latest event time of any open timeline (where a resumed stream left off).
@@ -210,6 +236,28 @@ impl TimelineBook {
             .collect();
         for (conversation, reason) in finished {
             self.close(&conversation, reason, now, tick);
+        }
+        // A leave whose join never came (past the reorder window) proves events were
+        // missed — a conversation first seen mid-way. Backfill it, once.
+        let rules = &self.rules;
+        let orphaned: Vec<String> =
+            self.open.iter().filter(|t| t.shows_missed_joins(now, rules)).map(|t| t.key().clone()).collect();
+        for conversation in orphaned {
+            if let Some(mut timeline) = self.open.get_mut(&conversation) {
+                timeline.orphans_backfilled = true;
+            }
+            self.mark_gap(&conversation, now, GapCause::Loss);
+        }
+        // A conversation quiet for long may have ended unseen (its last frames lost with
+        // no other trace): ask once per quiet stretch.
+        let rules = &self.rules;
+        let quiet: Vec<String> =
+            self.open.iter().filter(|t| t.needs_verifying(now, rules)).map(|t| t.key().clone()).collect();
+        for conversation in quiet {
+            if let Some(mut timeline) = self.open.get_mut(&conversation) {
+                timeline.verified_while_quiet = true;
+            }
+            self.mark_gap(&conversation, now, GapCause::Loss);
         }
         let ttl = self.rules.tombstone_ttl;
         self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);

@@ -28,6 +28,9 @@ pub struct TimelineRules {
     /// Quiet period after the last event before a conversation whose participants have all
     /// left is closed.
     pub close_after: Duration,
+    /// A conversation with no event for this long is checked once over REST (its end may
+    /// have been missed, and nothing else would show it).
+    pub verify_after: Duration,
     /// A conversation with no event for this long is closed as incomplete.
     pub idle_timeout: Duration,
     /// How long a closed conversation is remembered so late frames neither reopen it nor
@@ -40,6 +43,7 @@ impl Default for TimelineRules {
         TimelineRules {
             reorder_window: Duration::from_millis(200),
             close_after: Duration::from_secs(2),
+            verify_after: Duration::from_secs(15 * 60),
             idle_timeout: Duration::from_secs(4 * 3600),
             tombstone_ttl: Duration::from_secs(3600),
         }
@@ -78,7 +82,33 @@ pub struct Timeline {
     healed_epoch: u32,
     /// A backfill was asked for and has not answered: do not close yet.
     backfill_pending: bool,
+    /// A backfill was asked for because a leave came without its join (asked once).
+    orphans_backfilled: bool,
+    /// Checked over REST since its last event (see `TimelineRules::verify_after`).
+    verified_while_quiet: bool,
+    /// The latest event time the live stream delivered for this conversation: a backfilled
+    /// event before it was missed; one after it may only be ahead of the stream.
+    live_latest: Option<DateTime<Utc>>,
+    /// Gaps marked since the last backfill answer: suspected until a backfill shows what
+    /// was missed.
+    suspected: u32,
+    recovered_since_gap: bool,
+    /// A suspected gap has a cause that proves a loss (see [`GapCause`]).
+    certain_loss: bool,
     last_arrival: Instant,
+}
+
+/// Why a conversation is marked with a gap — which decides what a backfill must bring to
+/// prove that events were really missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapCause {
+    /// The socket was down (or the daemon was): events may have been missed, and a
+    /// backfill racing the restarted stream can bring events that were only in flight —
+    /// only those older than what the stream has since delivered prove a loss.
+    Outage,
+    /// Events were certainly missed (dropped at a full mailbox, a leave without its join,
+    /// a conversation quiet for too long): any event the backfill brings was missed.
+    Loss,
 }
 
 /// What applying one event did.
@@ -105,6 +135,12 @@ impl Timeline {
             gap_epoch: 0,
             healed_epoch: 0,
             backfill_pending: false,
+            orphans_backfilled: false,
+            verified_while_quiet: false,
+            live_latest: None,
+            suspected: 0,
+            recovered_since_gap: false,
+            certain_loss: false,
             last_arrival: now,
         }
     }
@@ -143,6 +179,25 @@ impl Timeline {
         timeline
     }
 
+    /// A participant left without having joined, the conversation has been quiet for the
+    /// quiet period (a reordered join would have come), nothing is awaited, and no backfill
+    /// was asked for that yet: the join was missed.
+    fn shows_missed_joins(&self, now: Instant, rules: &TimelineRules) -> bool {
+        !self.orphans_backfilled
+            && now.saturating_duration_since(self.last_arrival) >= rules.close_after
+            && !self.has_held()
+            && !self.backfill_pending
+            && self.participants.values().any(|p| p.left_at.is_some() && p.joined_at.is_none())
+    }
+
+    /// Quiet for `verify_after`, not checked since, nothing awaited: worth asking the API
+    /// whether it ended unseen.
+    fn needs_verifying(&self, now: Instant, rules: &TimelineRules) -> bool {
+        !self.verified_while_quiet
+            && !self.backfill_pending
+            && now.saturating_duration_since(self.last_arrival) >= rules.verify_after
+    }
+
     /// Every participant has left and nothing is held or awaited: complete as far as we
     /// know, whatever the quiet period says.
     fn finished(&self) -> bool {
@@ -170,6 +225,7 @@ impl Timeline {
             return Applied::Duplicate;
         }
         *slot = Some(event.at);
+        self.verified_while_quiet = false;
         fill(&mut state.purpose, event.purpose.clone());
         fill(&mut state.user, event.user);
         fill(&mut state.queue, event.queue);
@@ -227,15 +283,26 @@ impl Timeline {
     /// Record that events of this conversation were missed (dropped, sent while no
     /// socket was up, or before it was first seen). Returns the epoch a backfill must
     /// cover to heal it.
-    pub fn mark_gap(&mut self) -> u32 {
+    pub fn mark_gap(&mut self, cause: GapCause) -> u32 {
+        self.certain_loss |= cause == GapCause::Loss;
         self.gaps += 1;
+        self.suspected += 1;
         self.gap_epoch += 1;
         self.backfill_pending = true;
         self.gap_epoch
     }
 
+    /// A backfill brought events this timeline did not have: the suspected gap was real.
+    pub fn recovered(&mut self) {
+        if self.suspected > 0 {
+            self.recovered_since_gap = true;
+        }
+    }
+
     /// A backfill answered: the gaps up to `epoch` are healed if it succeeded. A gap that
-    /// came after it was asked for waits for its own backfill.
+    /// came after it was asked for waits for its own backfill. Suspected gaps that turn
+    /// out to have lost nothing (no backfill since brought a new event) are withdrawn:
+    /// the timeline only reports gaps that were real.
     pub fn backfilled(&mut self, epoch: u32, succeeded: bool) {
         if epoch < self.gap_epoch {
             return;
@@ -243,7 +310,13 @@ impl Timeline {
         self.backfill_pending = false;
         if succeeded {
             self.healed_epoch = epoch;
+            if !self.recovered_since_gap {
+                self.gaps -= self.suspected;
+            }
         }
+        self.suspected = 0;
+        self.recovered_since_gap = false;
+        self.certain_loss = false;
     }
 
     fn unhealed(&self) -> bool {

@@ -44,6 +44,7 @@ fn rules() -> TimelineRules {
     TimelineRules {
         reorder_window: Duration::from_millis(100),
         close_after: Duration::from_secs(1),
+        verify_after: Duration::from_secs(20),
         idle_timeout: Duration::from_secs(60),
         tombstone_ttl: Duration::from_secs(600),
     }
@@ -130,7 +131,7 @@ fn an_idle_conversation_is_evicted_incomplete() {
 fn a_gap_holds_the_close_until_its_backfill_answers_or_the_conversation_idles_out() {
     let start = Instant::now();
     let mut book = book();
-    book.mark_gap("conv-1", start);
+    book.mark_gap("conv-1", start, GapCause::Loss);
     for e in conversation() {
         book.apply(e, start);
     }
@@ -200,11 +201,15 @@ fn a_gap_is_healed_by_a_backfill_that_covers_it() {
     let start = Instant::now();
     let mut book = book();
     let mut events = conversation();
-    let missed = events.split_off(6); // the socket was down for the rest
+    let mut missed = events.split_off(6); // the socket was down for these…
+    let after = missed.split_off(3); // …and back up for the customer's leave
     for e in events {
         book.apply(e, start);
     }
     book.socket_gap(start, Duration::from_secs(30));
+    for e in after {
+        book.apply(e, start);
+    }
     let requests = book.take_backfills();
     assert_eq!(requests, vec![BackfillRequest { conversation: "conv-1".into(), epoch: 1 }]);
     assert!(book.tick(start + Duration::from_secs(5)).closed.is_empty(), "waits for the backfill");
@@ -223,18 +228,35 @@ fn a_gap_is_healed_by_a_backfill_that_covers_it() {
 fn a_backfill_asked_before_a_newer_gap_does_not_heal_it() {
     let start = Instant::now();
     let mut book = book();
-    for e in conversation() {
+    let mut events = conversation();
+    events.remove(3); // lost
+    for e in events {
         book.apply(e, start);
     }
-    book.mark_gap("conv-1", start);
-    book.mark_gap("conv-1", start);
+    book.mark_gap("conv-1", start, GapCause::Loss);
+    book.mark_gap("conv-1", start, GapCause::Loss);
     let requests = book.take_backfills();
     assert_eq!(requests.len(), 2);
-    book.backfilled(&requests[0], Vec::new(), true, start);
+    book.backfilled(&requests[0], conversation(), true, start);
     assert!(book.tick(start + Duration::from_secs(5)).closed.is_empty(), "the second gap is still pending");
     book.backfilled(&requests[1], Vec::new(), true, start);
     let closed = book.tick(start + Duration::from_secs(10)).closed;
-    assert!(closed[0].0.healed && closed[0].0.complete);
+    let record = &closed[0].0;
+    assert_eq!((record.gaps, record.healed, record.complete), (2, true, true));
+}
+
+#[test]
+fn a_suspected_gap_that_lost_nothing_is_withdrawn() {
+    let start = Instant::now();
+    let mut book = book();
+    for e in conversation() {
+        book.apply(e, start);
+    }
+    book.socket_gap(start, Duration::from_secs(30));
+    let request = book.take_backfills().remove(0);
+    book.backfilled(&request, conversation(), true, start);
+    let closed = book.tick(start + Duration::from_secs(10)).closed;
+    assert_eq!(closed[0].0, run(conversation()).1[0], "indistinguishable from an uninterrupted run");
 }
 
 #[test]
@@ -244,7 +266,7 @@ fn a_failed_backfill_closes_incomplete_and_unhealed() {
     for e in conversation() {
         book.apply(e, start);
     }
-    book.mark_gap("conv-1", start);
+    book.mark_gap("conv-1", start, GapCause::Loss);
     let request = book.take_backfills().remove(0);
     book.backfilled(&request, Vec::new(), false, start);
     let closed = book.tick(start + Duration::from_secs(5)).closed;
@@ -271,7 +293,8 @@ fn a_saved_timeline_resumes_and_closes_as_if_uninterrupted_with_its_gap_healed()
     let start = Instant::now();
     let mut before = book();
     let mut events = conversation();
-    let after_restart = events.split_off(5);
+    let mut after_restart = events.split_off(5);
+    after_restart.remove(0); // published while the daemon was down: only the backfill has it
     for e in events {
         before.apply(e, start);
     }
@@ -324,4 +347,45 @@ fn shutdown_closes_what_is_finished_without_waiting_for_quiet() {
     let tick = book.close_finished(start + Duration::from_millis(150));
     assert_eq!(tick.closed.len(), 1);
     assert!(tick.closed[0].0.complete);
+}
+
+#[test]
+fn a_leave_without_its_join_asks_for_a_backfill_once() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    events.remove(0); // the customer's join was missed: first seen mid-way
+    for e in events {
+        book.apply(e, start);
+    }
+    book.tick(start + Duration::from_millis(500));
+    assert!(book.take_backfills().is_empty(), "a reordered join may still come within the quiet period");
+    book.tick(start + Duration::from_millis(1500));
+    let request = book.take_backfills();
+    assert_eq!(request.len(), 1, "the customer's leave without a join proves a miss");
+    book.backfilled(&request[0], Vec::new(), true, start + Duration::from_secs(1));
+    book.tick(start + Duration::from_secs(2));
+    assert!(book.take_backfills().is_empty(), "asked once, not again and again");
+}
+
+#[test]
+fn a_long_quiet_conversation_is_checked_once_and_closes_if_it_ended_unseen() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    events.pop(); // the customer's leave never arrived
+    for e in events {
+        book.apply(e, start);
+    }
+    book.tick(start + Duration::from_secs(5));
+    assert!(book.take_backfills().is_empty(), "not quiet for long yet");
+    book.tick(start + Duration::from_secs(21));
+    let requests = book.take_backfills();
+    assert_eq!(requests.len(), 1);
+    book.tick(start + Duration::from_secs(45));
+    assert!(book.take_backfills().is_empty(), "once per quiet stretch");
+    book.backfilled(&requests[0], conversation(), true, start + Duration::from_secs(46));
+    let closed = book.tick(start + Duration::from_secs(50)).closed;
+    let record = &closed[0].0;
+    assert_eq!((record.gaps, record.healed, record.complete), (1, true, true));
 }

@@ -1,0 +1,297 @@
+//! One test per fault the simulator can inject, daemon against simulator on loopback,
+//! asserting what an operator sees: the reconnect or token counters moved with the right
+//! cause, readiness went false and came back where the fault takes the stream away, and
+//! every conversation of the truth equals the daemon's timeline — or, only where the fault
+//! really hid frames of it, is marked with its gap and healed to equal the truth.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use timelined::sim::Fault;
+use timelined::sim::SimConfig;
+use timelined_actors::metrics::{ReconnectCause, TokenOutcome};
+use timelined_actors::wire::{Dialect, MalformedReason};
+
+fn scenario(seed: u64) -> SimConfig {
+    SimConfig { seed, conversations: 80, rate: 500, reorder: true, duplicates: true, ..SimConfig::default() }
+}
+
+/// Start, stream, inject `fault`, play to the end; the timelines must hold.
+async fn survives(seed: u64, fault: Fault) -> Fixture {
+    let fixture = Fixture::start(scenario(seed), Dialect::Notifications, |_| {}).await;
+    fixture.streaming().await;
+    fixture.sim.fault(fault).unwrap();
+    fixture
+}
+
+async fn check(fixture: &Fixture, label: &str) -> usize {
+    let (closed, truth, hidden) = fixture.finish().await;
+    let healed = assert_truth_or_healed(label, &closed, &truth, &hidden);
+    assert_eq!(fixture.daemon.readiness(), Ok(()), "{label}: streaming again at the end");
+    healed
+}
+
+#[actix_rt::test]
+async fn socket_dropped_without_close_frame_reconnects_and_heals() {
+    let fixture = survives(41, Fault::DropSocket).await;
+    check(&fixture, "drop_socket").await;
+    assert!(fixture.reconnects(ReconnectCause::Dropped) >= 1);
+    assert!(fixture.readiness.was_lost(), "readiness went false while disconnected");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn server_close_1011_reconnects_and_heals() {
+    let fixture = survives(42, Fault::Close { code: 1011 }).await;
+    check(&fixture, "close 1011").await;
+    assert!(fixture.reconnects(ReconnectCause::Closed) >= 1);
+    assert!(fixture.readiness.was_lost());
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn server_close_1001_reconnects_and_heals() {
+    let fixture = survives(43, Fault::Close { code: 1001 }).await;
+    check(&fixture, "close 1001").await;
+    assert!(fixture.reconnects(ReconnectCause::Closed) >= 1);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn stalled_socket_is_declared_stale_and_replaced() {
+    let fixture = survives(44, Fault::Stall { seconds: 20.0 }).await;
+    let healed = check(&fixture, "stall").await;
+    assert!(fixture.reconnects(ReconnectCause::Stale) >= 1, "the silence was noticed");
+    assert!(fixture.readiness.was_lost(), "readiness went false while stale");
+    assert!(healed > 0 || fixture.sim.hidden().is_empty(), "what the stall hid was healed");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn expired_channel_is_replaced_by_a_new_one() {
+    let fixture = survives(45, Fault::ExpireChannel).await;
+    check(&fixture, "expire_channel").await;
+    assert!(
+        fixture.reconnects(ReconnectCause::ChannelGone) >= 1,
+        "the 404 upgrade was read as a dead channel"
+    );
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn evicted_channel_is_replaced_by_a_new_one() {
+    let fixture = survives(46, Fault::EvictChannel).await;
+    check(&fixture, "evict_channel").await;
+    assert!(fixture.reconnects(ReconnectCause::ChannelGone) >= 1);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn malformed_frames_are_counted_and_the_stream_goes_on() {
+    let fixture = survives(47, Fault::Malformed { count: 10 }).await;
+    check(&fixture, "malformed").await;
+    let metrics = &fixture.daemon.metrics;
+    for reason in [
+        MalformedReason::InvalidJson,
+        MalformedReason::WrongType,
+        MalformedReason::UnknownTopic,
+        MalformedReason::BadTime,
+    ] {
+        assert!(metrics.malformed(reason) >= 2, "{reason:?} counted: {}", metrics.malformed(reason));
+    }
+    assert!(metrics.malformed(MalformedReason::UnexpectedBinary) >= 2);
+    assert_eq!(metrics.reconnects_total(), 0, "bad frames do not cost the socket");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_oversized_frame_within_the_limit_is_read() {
+    let fixture = survives(48, Fault::Oversized { bytes: 2_000_000 }).await;
+    check(&fixture, "oversized within limit").await;
+    assert_eq!(fixture.daemon.metrics.malformed(MalformedReason::Oversized), 0);
+    assert_eq!(fixture.daemon.metrics.reconnects_total(), 0);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_oversized_frame_past_the_limit_is_counted_and_the_socket_replaced() {
+    let fixture =
+        Fixture::start(scenario(49), Dialect::Notifications, |s| s.pipeline.max_frame_bytes = 1 << 20).await;
+    fixture.streaming().await;
+    fixture.sim.fault(Fault::Oversized { bytes: 2_000_000 }).unwrap();
+    // The frames behind the oversized one are lost with the socket the daemon drops: the
+    // simulator delivered them, the daemon did not read them. They are healed all the same.
+    let (closed, truth, _) = fixture.finish().await;
+    assert_equal_or_healed("oversized past limit", &closed, &truth);
+    assert_eq!(fixture.daemon.metrics.malformed(MalformedReason::Oversized), 1);
+    assert!(fixture.reconnects(ReconnectCause::Error) >= 1);
+    fixture.stop().await;
+}
+
+fn http(path: &str, status: u16, retry_after: Option<u64>, count: u64) -> Fault {
+    Fault::Http { path: path.into(), status, retry_after, count }
+}
+
+#[actix_rt::test]
+async fn rate_limited_token_endpoint_is_waited_out() {
+    let fault = http("/oauth/token", 429, Some(1), 2);
+    let fixture = Fixture::start_after(scenario(50), Dialect::Notifications, &[fault], |_| {}).await;
+    check(&fixture, "token 429").await;
+    assert_eq!(fixture.token_refreshes(TokenOutcome::RateLimited), 2);
+    assert!(fixture.token_refreshes(TokenOutcome::Ok) >= 1);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn rejected_credentials_are_a_configuration_error_until_they_are_accepted() {
+    let fault = http("/oauth/token", 401, None, 2);
+    let fixture = Fixture::start_after(scenario(51), Dialect::Notifications, &[fault], |s| {
+        s.reconnect.max_backoff = Duration::from_millis(200);
+    })
+    .await;
+    let probe = fixture.daemon.probe();
+    wait_until("readiness to name the credentials", Duration::from_secs(10), || {
+        probe.readiness().is_err_and(|why| why.contains("no access token") && why.contains("credentials"))
+            || fixture.token_refreshes(TokenOutcome::Ok) > 0
+    })
+    .await;
+    check(&fixture, "token 401").await;
+    assert_eq!(fixture.token_refreshes(TokenOutcome::Rejected), 2);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn token_server_errors_are_retried() {
+    let fault = http("/oauth/token", 503, None, 3);
+    let fixture = Fixture::start_after(scenario(52), Dialect::Notifications, &[fault], |_| {}).await;
+    check(&fixture, "token 503").await;
+    assert_eq!(fixture.token_refreshes(TokenOutcome::ServerError), 3);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn channel_creation_failures_are_retried() {
+    let faults = [
+        http("/api/v2/notifications/channels", 503, None, 2),
+        http("/api/v2/notifications/channels", 429, Some(1), 1),
+    ];
+    let fixture = Fixture::start_after(scenario(53), Dialect::Notifications, &faults, |_| {}).await;
+    check(&fixture, "channel 503/429").await;
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn unauthorized_subscription_refreshes_the_token_and_retries() {
+    // The channel call consumes nothing of this fault: only the subscription PUT matches.
+    let fault = http("/api/v2/notifications/channels/", 401, None, 1);
+    let fixture = Fixture::start_after(scenario(54), Dialect::Notifications, &[fault], |_| {}).await;
+    check(&fixture, "subscribe 401").await;
+    assert!(fixture.token_refreshes(TokenOutcome::Ok) >= 2, "the 401 made the token be fetched again");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn forbidden_and_bad_subscriptions_are_retried_with_backoff() {
+    let faults = [
+        http("/api/v2/notifications/channels/", 403, None, 1),
+        http("/api/v2/notifications/channels/", 400, None, 1),
+    ];
+    let fixture = Fixture::start_after(scenario(55), Dialect::Notifications, &faults, |_| {}).await;
+    check(&fixture, "subscribe 403/400").await;
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn refused_upgrade_leads_to_a_new_channel() {
+    let fixture = survives(56, Fault::Close { code: 1000 }).await;
+    fixture.sim.fault(http("/channels/", 404, None, 1)).unwrap();
+    check(&fixture, "upgrade 404").await;
+    assert!(fixture.reconnects(ReconnectCause::ChannelGone) >= 1);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn backfill_rate_limits_are_honoured_and_the_gap_still_heals() {
+    let fixture = survives(57, Fault::DropSocket).await;
+    fixture.sim.fault(http("/api/v2/conversations/", 429, Some(1), 3)).unwrap();
+    check(&fixture, "backfill 429").await;
+    let limited = fixture
+        .daemon
+        .metrics
+        .backfills
+        .get_or_create(&timelined_actors::metrics::BackfillLabels {
+            outcome: timelined_actors::metrics::BackfillOutcome::RateLimited,
+        })
+        .get();
+    assert!(limited >= 1, "a backfill met the rate limit");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_revoked_token_is_replaced_when_an_api_refuses_it() {
+    let fixture = survives(58, Fault::RevokeToken).await;
+    // The next REST calls (a rotation) meet 401 with the revoked token.
+    fixture.sim.fault(Fault::SocketClosing { close_after: Duration::from_secs(2) }).unwrap();
+    check(&fixture, "revoked token").await;
+    assert!(fixture.token_refreshes(TokenOutcome::Ok) >= 2);
+    fixture.stop().await;
+}
+
+/// A planned rotation under a steady stream loses nothing and duplicates nothing: every
+/// timeline equals the truth exactly, with no gap at all.
+async fn planned_rotation(fixture: Fixture, label: &str) {
+    let (closed, truth, _) = fixture.finish().await;
+    assert_eq!(closed.len(), truth.len(), "{label}: each timeline written once");
+    assert_same_timelines(label, &by_id(closed), &by_id(truth));
+    assert!(fixture.reconnects(ReconnectCause::Rotation) >= 1, "{label}: the rotation happened");
+    assert_eq!(fixture.daemon.metrics.gaps.get(), 0, "{label}: no gap at all");
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn socket_closing_rotates_make_before_break_losing_nothing() {
+    let fixture = survives(60, Fault::SocketClosing { close_after: Duration::from_secs(2) }).await;
+    planned_rotation(fixture, "socket_closing").await;
+}
+
+#[actix_rt::test]
+async fn channel_expiry_is_anticipated_losing_nothing() {
+    let config = SimConfig { channel_lifetime: Duration::from_secs(2), ..scenario(61) };
+    let fixture = Fixture::start(config, Dialect::Notifications, |_| {}).await;
+    planned_rotation(fixture, "channel expiry").await;
+}
+
+#[actix_rt::test]
+async fn token_expiry_is_anticipated_losing_nothing() {
+    let config = SimConfig {
+        token_lifetime: Duration::from_secs(3),
+        channel_dies_with_token: true,
+        rate: 150,
+        ..scenario(62)
+    };
+    let fixture = Fixture::start(config, Dialect::Notifications, |s| {
+        s.genesys.token_refresh_margin = Duration::from_secs(1);
+    })
+    .await;
+    let (closed, truth, _) = fixture.finish().await;
+    assert_same_timelines("token expiry", &by_id(closed), &by_id(truth));
+    assert!(fixture.token_refreshes(TokenOutcome::Ok) >= 2, "the token was refreshed ahead of expiry");
+    assert!(fixture.reconnects(ReconnectCause::Rotation) >= 1);
+    assert_eq!(fixture.daemon.metrics.gaps.get(), 0);
+    fixture.stop().await;
+}
+
+#[actix_rt::test]
+async fn analytics_stream_survives_a_dropped_socket() {
+    let fixture = Fixture::start(scenario(63), Dialect::AnalyticsStream, |_| {}).await;
+    fixture.streaming().await;
+    fixture.sim.fault(Fault::DropSocket).unwrap();
+    let (closed, truth, hidden) = fixture.finish().await;
+    // The analytics stream carries no purpose, user or queue; backfilled ones do.
+    let closed: Vec<_> = closed.into_iter().map(analytics_projection).collect();
+    let truth: Vec<_> = truth.into_iter().map(analytics_projection).collect();
+    assert_truth_or_healed("analytics drop", &closed, &truth, &hidden);
+    assert!(fixture.reconnects(ReconnectCause::Dropped) >= 1);
+    fixture.stop().await;
+}
