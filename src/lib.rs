@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod http;
 pub mod replay;
 pub mod settings;
 pub mod sim;
