@@ -53,6 +53,8 @@ pub fn demo_settings(sim_base: &str, queues: &[String], dialect: Dialect) -> Set
     settings.subscription.queues = queues.to_vec();
     settings.log.metrics_interval = Duration::from_secs(10);
     settings.state.directory = None;
+    // Any free port: two demos (or tests) side by side must not collide.
+    settings.http.listen = "127.0.0.1:0".into();
     settings
 }
 

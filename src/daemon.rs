@@ -2,6 +2,8 @@
 //! table in DESIGN.md "Actors and messages": every data hop goes through a [`Mailbox`]
 //! (one long-lived sender per downstream); control messages are plain actix sends.
 
+use crate::http::feed::{Feed, FeedOutput};
+use crate::http::{self, HttpState};
 use crate::settings::{Settings, SinkKind};
 use actix::prelude::*;
 use dashmap::DashMap;
@@ -33,6 +35,8 @@ pub enum DaemonError {
     NoSecret,
     #[error("state.directory: {0}")]
     State(#[from] StateError),
+    #[error("http.listen: cannot listen on {listen}: {error}")]
+    Http { listen: String, error: std::io::Error },
     #[error("state.directory: cannot create {path}: {error}")]
     StateDirectory { path: String, error: std::io::Error },
 }
@@ -43,12 +47,15 @@ const SINK_TAIL_BYTES: u64 = 64 << 20;
 
 /// A running pipeline.
 pub struct Daemon {
+    /// Where `/metrics`, `/readyz`, `/timelines` and `/feed` are served.
+    pub http_addr: std::net::SocketAddr,
+    http: actix_web::dev::ServerHandle,
     pub metrics: Arc<Metrics>,
     /// Every open timeline, read-only for the HTTP side.
     pub timelines: Arc<DashMap<String, Timeline>>,
     pub liveness: Arc<Liveness>,
     pub health: Arc<Health>,
-    stale_timeout: std::time::Duration,
+    probe: Probe,
     saves_state: bool,
     connection: Addr<ConnectionActor>,
     timeline: Addr<TimelineActor>,
@@ -96,8 +103,11 @@ impl Daemon {
         let mut arbiters = Vec::new();
         let mut publications = Vec::new();
         let consumer_capacity = settings.pipeline.consumer_mailbox;
-        let mut outputs: Vec<(Stage, Box<dyn Output>)> =
-            vec![(Stage::Log, Box::new(LogOutput::new(log.clone())))];
+        let feed = Feed::new(settings.http.feed_capacity);
+        let mut outputs: Vec<(Stage, Box<dyn Output>)> = vec![
+            (Stage::Log, Box::new(LogOutput::new(log.clone()))),
+            (Stage::Feed, Box::new(FeedOutput(feed.clone()))),
+        ];
         for (index, sink) in settings.sinks.iter().enumerate() {
             match sink.kind {
                 SinkKind::Jsonl => {
@@ -239,12 +249,37 @@ impl Daemon {
             actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
         info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base());
         let stale_timeout = settings.heartbeat.stale_timeout;
+        let probe = Probe {
+            timeline: timeline.clone(),
+            health: health.clone(),
+            liveness: liveness.clone(),
+            metrics: metrics.clone(),
+            stale_timeout,
+        };
+        let listen = settings.http.listen.parse().map_err(|_| DaemonError::Http {
+            listen: settings.http.listen.clone(),
+            error: std::io::Error::other("not an address:port"),
+        })?;
+        let readiness_probe = probe.clone();
+        let (http_addr, http) = http::start(
+            listen,
+            HttpState {
+                metrics: metrics.clone(),
+                timelines: timelines.clone(),
+                readiness: Arc::new(move || readiness_probe.readiness()),
+                feed,
+            },
+        )
+        .map_err(|error| DaemonError::Http { listen: settings.http.listen.clone(), error })?;
+        info!(log, "http listening"; "address" => %http_addr);
         Ok(Daemon {
+            http_addr,
+            http,
             metrics,
             timelines,
             liveness,
             health,
-            stale_timeout,
+            probe,
             saves_state: settings.state.directory.is_some(),
             connection,
             timeline,
@@ -262,13 +297,7 @@ impl Daemon {
 
     /// A cheap, clonable view for the watchdog and the HTTP side.
     pub fn probe(&self) -> Probe {
-        Probe {
-            timeline: self.timeline.clone(),
-            health: self.health.clone(),
-            liveness: self.liveness.clone(),
-            metrics: self.metrics.clone(),
-            stale_timeout: self.stale_timeout,
-        }
+        self.probe.clone()
     }
 
     /// Stop reading, publish and close what is open, flush every output.
@@ -302,6 +331,7 @@ impl Daemon {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
+        self.http.stop(true).await;
         self.metrics_line.abort();
         log_metrics(&self.metrics, &self.log);
         info!(self.log, "timelined stopped");

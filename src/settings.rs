@@ -229,11 +229,13 @@ impl Default for StateSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub listen: String,
+    /// Timeline updates the live feed keeps for clients that resume (`Last-Event-ID`).
+    pub feed_capacity: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: "127.0.0.1:9464".into() }
+        HttpSettings { listen: "127.0.0.1:9464".into(), feed_capacity: 10_000 }
     }
 }
 
@@ -417,6 +419,7 @@ impl Settings {
             ("pipeline.consumer_mailbox", pipeline.consumer_mailbox),
             ("pipeline.max_frame_bytes", pipeline.max_frame_bytes),
             ("backfill.concurrency", self.backfill.concurrency),
+            ("http.feed_capacity", self.http.feed_capacity),
             ("backfill.max_attempts", self.backfill.max_attempts as usize),
         ] {
             if value == 0 {

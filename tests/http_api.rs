@@ -344,3 +344,42 @@ async fn a_client_too_far_behind_is_told_with_a_reset_event() {
     assert_eq!(status, 400, "{body}");
     served.handle.stop(false).await;
 }
+
+mod common;
+
+/// `/readyz` of the real daemon: 200 while streaming, 503 (saying why) while the simulator
+/// stalls the socket, 200 again once the stale socket is replaced.
+#[actix_rt::test]
+async fn readyz_follows_a_stalled_socket_and_its_recovery() {
+    use common::*;
+    let fixture = Fixture::start(
+        timelined::sim::SimConfig { seed: 81, conversations: 0, rate: 200, ..Default::default() },
+        timelined_actors::wire::Dialect::Notifications,
+        |_| {},
+    )
+    .await;
+    fixture.streaming().await;
+    let url = format!("http://{}/readyz", fixture.daemon.http_addr);
+    let status = |url: String| async move {
+        let mut response = awc::Client::new().get(url).send().await.ok()?;
+        let body = response.body().await.ok()?;
+        Some((response.status().as_u16(), String::from_utf8_lossy(&body).into_owned()))
+    };
+    assert_eq!(status(url.clone()).await.map(|s| s.0), Some(200));
+    fixture.sim.fault(timelined::sim::Fault::Stall { seconds: 30.0 }).unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let why = loop {
+        if let Some((503, body)) = status(url.clone()).await {
+            break body;
+        }
+        assert!(std::time::Instant::now() < give_up, "/readyz never turned 503");
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(why.contains("no frame for") || why.contains("not connected"), "{why}");
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(url.clone()).await.map(|s| s.0) != Some(200) {
+        assert!(std::time::Instant::now() < give_up, "/readyz never came back to 200");
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fixture.stop().await;
+}

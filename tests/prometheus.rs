@@ -1,19 +1,21 @@
-//! What an ops team's Prometheus sees: a real `prometheus` (Debian's package) scrapes
-//! `/metrics` on loopback every second, and the drop count we forced comes back through
-//! its query API; `promtool check metrics` finds nothing wrong with the text we serve.
+//! What an ops team's Prometheus sees: a real `prometheus` (Debian's package) scrapes the
+//! daemon's `/metrics` on loopback every second while the simulator overflows its timeline
+//! mailbox, and the drop count comes back through Prometheus' query API; `promtool check metrics` finds nothing wrong with the text we serve.
 //!
 //! Needs the `prometheus` and `promtool` binaries (`.ci/run` installs them); without them
 //! the test says so and passes — except under CI (`CI` set), where a skip would hide that
 //! the check never ran.
 
+mod common;
+
+use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use timelined::http::feed::Feed;
-use timelined::http::{self, HttpState};
-use timelined_actors::metrics::{DropLabels, DropReason, Metrics, Stage};
+use timelined::sim::SimConfig;
+use timelined_actors::metrics::{DropReason, Stage};
+use timelined_actors::wire::Dialect;
 
 fn find(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -74,30 +76,28 @@ async fn query_one(base: &str, query: &str) -> Option<String> {
 }
 
 #[actix_rt::test]
-async fn prometheus_reads_the_forced_drop_count_and_promtool_finds_the_text_clean() {
+async fn prometheus_reads_the_daemons_drop_count_and_promtool_finds_the_text_clean() {
     let (Some(prometheus), Some(promtool)) = (find("prometheus"), find("promtool")) else {
         let why = "prometheus/promtool not installed (apt-get install prometheus; .ci/run does)";
         assert!(std::env::var_os("CI").is_none(), "CI must run this test: {why}");
         eprintln!("skipped: {why}");
         return;
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let metrics = Arc::new(Metrics::new());
-    metrics
-        .events_dropped
-        .get_or_create(&DropLabels { stage: Stage::Timeline, reason: DropReason::MailboxFull })
-        .inc_by(7);
-    let state = HttpState {
-        metrics: metrics.clone(),
-        timelines: Arc::new(dashmap::DashMap::new()),
-        readiness: Arc::new(|| Ok(())),
-        feed: Feed::new(16),
-    };
-    let (address, server) = http::start("127.0.0.1:0".parse().unwrap(), state).unwrap();
+    // The daemon fed by the simulator, its timeline mailbox too small for the burst.
+    let fixture = Fixture::start(
+        SimConfig { seed: 71, conversations: 120, rate: 20_000, ..SimConfig::default() },
+        Dialect::Notifications,
+        |settings| settings.pipeline.timeline_mailbox = 2,
+    )
+    .await;
+    fixture.finish().await;
+    let dropped = fixture.daemon.metrics.dropped(Stage::Timeline, DropReason::MailboxFull);
+    assert!(dropped > 0, "the overflow was forced");
+    let address = fixture.daemon.http_addr;
 
     // promtool lints the text a curl (or promtool itself) would get.
     let mut scraped = awc::Client::new().get(format!("http://{address}/metrics")).send().await.unwrap();
-    let text = scraped.body().await.unwrap();
+    let text = scraped.body().limit(1 << 20).await.unwrap();
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -114,18 +114,19 @@ async fn prometheus_reads_the_forced_drop_count_and_promtool_finds_the_text_clea
     let dir = tempfile::tempdir().unwrap();
     let (_prometheus, base) = start_prometheus(&prometheus, dir.path(), address);
     let query = r#"timelined_events_dropped_total{stage="timeline",reason="mailbox_full"}"#;
+    let want = dropped.to_string();
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
-        if query_one(&base, query).await.as_deref() == Some("7") {
+        if query_one(&base, query).await.as_deref() == Some(want.as_str()) {
             break;
         }
         let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-        assert!(Instant::now() < give_up, "Prometheus never returned 7 for {query}; its log:\n{log}");
+        assert!(Instant::now() < give_up, "Prometheus never returned {want} for {query}; its log:\n{log}");
         actix_rt::time::sleep(Duration::from_millis(250)).await;
     }
     // Every drop series is there from the start, at 0, so rate() alerts work on the first drop.
     let quiet = r#"timelined_events_dropped_total{stage="feed",reason="receiver_gone"}"#;
     assert_eq!(query_one(&base, quiet).await.as_deref(), Some("0"));
     assert_eq!(query_one(&base, r#"up{job="timelined"}"#).await.as_deref(), Some("1"));
-    server.stop(false).await;
+    fixture.stop().await;
 }

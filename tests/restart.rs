@@ -22,7 +22,7 @@ fn write_config(dir: &Path, sim: &SimHandle) -> std::path::PathBuf {
         format!(
             "[genesys]\nclient_id = \"restart\"\napi_base = \"{base}\"\nlogin_base = \"{base}\"\n\
              [subscription]\nqueues = [{queues}]\n[pipeline]\nclose_after = \"300ms\"\n\
-             [state]\ndirectory = {state:?}\ncheckpoint_interval = \"200ms\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n[state]\ndirectory = {state:?}\ncheckpoint_interval = \"200ms\"\n\
              [[sinks]]\nkind = \"jsonl\"\npath = {sink:?}\n",
             base = sim.base_url(),
             queues = queues.join(", "),

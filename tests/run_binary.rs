@@ -33,7 +33,7 @@ async fn run_logs_timelines_and_never_a_secret() {
         format!(
             "[genesys]\nclient_id = \"run-test\"\napi_base = \"{base}\"\nlogin_base = \"{base}\"\n\
              [subscription]\nqueues = [{queues}]\n[pipeline]\nclose_after = \"300ms\"\n\
-             [log]\nlevel = \"debug\"\n[state]\ndirectory = {state:?}\n\
+             [log]\nlevel = \"debug\"\n[http]\nlisten = \"127.0.0.1:0\"\n[state]\ndirectory = {state:?}\n\
              [[sinks]]\nkind = \"jsonl\"\npath = {sink:?}\n",
             state = dir.path().join("state"),
             base = sim.base_url(),

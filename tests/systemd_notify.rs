@@ -38,7 +38,7 @@ async fn ready_then_watchdog_then_stopping() {
         &config,
         format!(
             "[genesys]\nclient_id = \"sd\"\napi_base = \"{base}\"\nlogin_base = \"{base}\"\n\
-             [subscription]\nqueues = [{queue:?}]\n[state]\ndirectory = {state:?}\n",
+             [subscription]\nqueues = [{queue:?}]\n[http]\nlisten = \"127.0.0.1:0\"\n[state]\ndirectory = {state:?}\n",
             base = sim.base_url(),
             queue = DEFAULT_QUEUES[0],
             state = dir.path().join("state"),
