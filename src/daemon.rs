@@ -92,6 +92,16 @@ fn start_consumer(output: Box<dyn Output>, inbox: Inbox, log: &Logger) -> (Arbit
 impl Daemon {
     /// Start every actor. Must run inside an actix `System`.
     pub fn start(settings: &Settings, log: Logger) -> Result<Daemon, DaemonError> {
+        Daemon::start_with(settings, log, Vec::new())
+    }
+
+    /// As [`Daemon::start`], with more outputs (each its own ConsumerActor and mailbox,
+    /// counted under `stage`): the benchmarks' probes.
+    pub fn start_with(
+        settings: &Settings,
+        log: Logger,
+        extra_outputs: Vec<(Stage, Box<dyn Output>)>,
+    ) -> Result<Daemon, DaemonError> {
         let metrics = Arc::new(Metrics::new());
         let timelines = Arc::new(DashMap::new());
         let liveness = Arc::new(Liveness::default());
@@ -108,6 +118,7 @@ impl Daemon {
             (Stage::Log, Box::new(LogOutput::new(log.clone()))),
             (Stage::Feed, Box::new(FeedOutput(feed.clone()))),
         ];
+        outputs.extend(extra_outputs);
         for (index, sink) in settings.sinks.iter().enumerate() {
             match sink.kind {
                 SinkKind::Jsonl => {
