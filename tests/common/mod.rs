@@ -149,6 +149,17 @@ impl Fixture {
         faults: &[timelined::sim::Fault],
         tweak: impl FnOnce(&mut Settings),
     ) -> Fixture {
+        Fixture::start_logged(config, dialect, faults, tweak, quiet_logger()).await
+    }
+
+    /// As `start_after`, logging to `log`.
+    pub async fn start_logged(
+        config: SimConfig,
+        dialect: Dialect,
+        faults: &[timelined::sim::Fault],
+        tweak: impl FnOnce(&mut Settings),
+        log: slog::Logger,
+    ) -> Fixture {
         install_crypto();
         let dir = tempfile::tempdir().unwrap();
         let sink = temp_path(&dir, "timelines.jsonl");
@@ -165,7 +176,7 @@ impl Fixture {
         settings.reconnect.rotation_overlap = Duration::from_millis(500);
         settings.pipeline.verify_after = Duration::from_secs(3);
         tweak(&mut settings);
-        let daemon = timelined::daemon::Daemon::start(&settings, quiet_logger()).unwrap();
+        let daemon = timelined::daemon::Daemon::start(&settings, log).unwrap();
         let readiness = ReadinessWatch::spawn(daemon.probe());
         Fixture { sim, daemon, sink, readiness, _dir: dir }
     }
@@ -258,5 +269,45 @@ impl ReadinessWatch {
 
     pub fn stop(&self) {
         self.task.abort();
+    }
+}
+
+/// A logger that keeps every message (and its `reason` key, if any) for assertions.
+#[derive(Clone, Default)]
+pub struct CapturedLog(pub std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>);
+
+impl CapturedLog {
+    pub fn logger(&self) -> slog::Logger {
+        use slog::Drain;
+        slog::Logger::root(self.clone().fuse(), slog::o!())
+    }
+
+    /// How many lines with this message (prefix) and `reason`.
+    pub fn count(&self, message: &str, reason: Option<&str>) -> usize {
+        let lines = self.0.lock().unwrap();
+        lines.iter().filter(|(m, r)| m.starts_with(message) && r.as_deref() == reason).count()
+    }
+}
+
+struct ReasonOf(Option<String>);
+
+impl slog::Serializer for ReasonOf {
+    fn emit_arguments(&mut self, key: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
+        if key == "reason" {
+            self.0 = Some(value.to_string());
+        }
+        Ok(())
+    }
+}
+
+impl slog::Drain for CapturedLog {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        let mut reason = ReasonOf(None);
+        let _ = slog::KV::serialize(&record.kv(), record, &mut reason);
+        self.0.lock().unwrap().push((record.msg().to_string(), reason.0));
+        Ok(())
     }
 }
