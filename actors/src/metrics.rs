@@ -45,13 +45,17 @@ label_enum!(
 );
 
 label_enum!(
+    /// Why a socket was replaced: `closed` (the server sent a Close), `dropped` (the
+    /// connection ended without one), `error` (a read error, e.g. a frame over the limit),
+    /// `stale` (nothing within the stale timeout), `channel_gone` (upgrade refused or the
+    /// channel revoked), `connect_failed` (could not connect), `rotation` (a planned,
+    /// make-before-break replacement).
     ReconnectCause {
         Closed => "closed",
         Dropped => "dropped",
         Error => "error",
         Stale => "stale",
         ChannelGone => "channel_gone",
-        SocketClosing => "socket_closing",
         ConnectFailed => "connect_failed",
         Rotation => "rotation",
     }
