@@ -237,30 +237,32 @@ impl TimelineBook {
         for (conversation, reason) in finished {
             self.close(&conversation, reason, now, tick);
         }
-        // A leave whose join never came (past the reorder window) proves events were
-        // missed — a conversation first seen mid-way. Backfill it, once.
-        let rules = &self.rules;
-        let orphaned: Vec<String> =
-            self.open.iter().filter(|t| t.shows_missed_joins(now, rules)).map(|t| t.key().clone()).collect();
-        for conversation in orphaned {
-            if let Some(mut timeline) = self.open.get_mut(&conversation) {
-                timeline.orphans_backfilled = true;
-            }
-            self.mark_gap(&conversation, now, GapCause::Loss);
-        }
+        let rules = self.rules.clone();
+        // A leave whose join never came (past the quiet period) proves events were missed —
+        // a conversation first seen mid-way. Backfill it, once.
+        self.mark_lost_where(now, |t| t.shows_missed_joins(now, &rules), |t| t.orphans_backfilled = true);
         // A conversation quiet for long may have ended unseen (its last frames lost with
         // no other trace): ask once per quiet stretch.
-        let rules = &self.rules;
-        let quiet: Vec<String> =
-            self.open.iter().filter(|t| t.needs_verifying(now, rules)).map(|t| t.key().clone()).collect();
-        for conversation in quiet {
+        self.mark_lost_where(now, |t| t.needs_verifying(now, &rules), |t| t.verified_while_quiet = true);
+        let ttl = self.rules.tombstone_ttl;
+        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
+    }
+
+    /// Mark every open timeline `select` picks with a certain loss, after `note` records
+    /// that it was asked (so it is asked once).
+    fn mark_lost_where(
+        &mut self,
+        now: Instant,
+        select: impl Fn(&Timeline) -> bool,
+        note: impl Fn(&mut Timeline),
+    ) {
+        let picked: Vec<String> = self.open.iter().filter(|t| select(t)).map(|t| t.key().clone()).collect();
+        for conversation in picked {
             if let Some(mut timeline) = self.open.get_mut(&conversation) {
-                timeline.verified_while_quiet = true;
+                note(&mut timeline);
             }
             self.mark_gap(&conversation, now, GapCause::Loss);
         }
-        let ttl = self.rules.tombstone_ttl;
-        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
     }
 
     fn close(&mut self, conversation: &str, reason: CloseReason, now: Instant, tick: &mut Tick) {
