@@ -3,13 +3,16 @@
 //! The answer is checked against the ground truth (`SimHandle::truth`) and, for users,
 //! against what backfill (`GET /api/v2/conversations/{id}`) shows of each conversation.
 
+mod sim_client;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use awc::Client;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use timelined::sim::{self, Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
+use sim_client::{backfill, channel, client, connect, put_topics, start, token, MAX_FRAME};
+use timelined::sim::{Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::{format_millis, TimelineRecord};
 use tokio::time::Instant;
 
@@ -19,48 +22,18 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Wider than any run's event times (they start at 2026-01-01T09:00Z).
 const WIDE: &str = "2025-12-31T00:00:00.000Z/2026-01-08T00:00:00.000Z";
 
-fn client() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(Duration::from_secs(3)).finish()
-}
-
-async fn token(client: &Client, sim: &SimHandle) -> String {
-    let mut response = client
-        .post(format!("{}/oauth/token", sim.base_url()))
-        .basic_auth("client-id", "client-secret")
-        .send_form(&[("grant_type", "client_credentials")])
-        .await
-        .expect("token request");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("token json");
-    body["access_token"].as_str().expect("access_token").to_owned()
-}
-
 /// A finite run, played to the end. Playback starts once somebody listens, so a channel
 /// socket listens — on a user topic no conversation is published on, so nothing needs
 /// reading while the run plays out. What the query finds is then everything played.
 async fn finished_run(client: &Client, conversations: u64) -> (SimHandle, String) {
-    let config = SimConfig { seed: 23, conversations, rate: 0, concurrency: 6, ..SimConfig::default() };
-    let sim = sim::start(config).await.expect("simulator starts");
+    let sim =
+        start(SimConfig { seed: 23, conversations, rate: 0, concurrency: 6, ..SimConfig::default() }).await;
     let token = token(client, &sim).await;
-    let mut response = client
-        .post(format!("{}/api/v2/notifications/channels", sim.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("channel request");
-    assert_eq!(response.status(), 200);
-    let channel: Value = response.json().await.expect("channel json");
-    let id = channel["id"].as_str().expect("id");
-    let subscribed = client
-        .put(format!("{}/api/v2/notifications/channels/{id}/subscriptions", sim.base_url()))
-        .bearer_auth(&token)
-        .send_json(&json!([{"id": "v2.users.nobody-at-all.conversations"}]))
-        .await
-        .expect("subscriptions request");
-    assert_eq!(subscribed.status(), 200);
-    let uri = channel["connectUri"].as_str().expect("connectUri");
-    let (_, socket) = client.ws(uri).connect().await.expect("websocket upgrade");
+    let (id, uri) = channel(client, &sim, &token).await;
+    let nobody = ["v2.users.nobody-at-all.conversations".to_owned()];
+    let (status, _) = put_topics(client, &sim, &token, &id, &nobody).await;
+    assert_eq!(status, 200);
+    let socket = connect(client, &uri).await;
     let until = Instant::now() + DEADLINE;
     while !sim.finished() {
         assert!(Instant::now() < until, "the run did not finish in time");
@@ -85,7 +58,7 @@ async fn details(
     let mut response = request.send_json(body).await.expect("details request");
     let retry_after =
         response.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_owned());
-    let json = response.json().limit(16 << 20).await.unwrap_or(Value::Null);
+    let json = response.json().limit(MAX_FRAME).await.unwrap_or(Value::Null);
     (response.status().as_u16(), retry_after, json)
 }
 
@@ -248,14 +221,8 @@ async fn a_user_predicate_finds_every_conversation_that_user_was_offered_and_or_
     // participants (a missed alert included) carries that userId.
     let mut involving = BTreeSet::new();
     for record in sim.truth() {
-        let mut response = client
-            .get(format!("{}/api/v2/conversations/{}", sim.base_url(), record.conversation_id))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("backfill request");
-        assert_eq!(response.status(), 200);
-        let snapshot: Value = response.json().limit(16 << 20).await.expect("snapshot json");
+        let (status, snapshot) = backfill(&client, &sim, &token, &record.conversation_id).await;
+        assert_eq!(status, 200);
         let participants = snapshot["participants"].as_array().expect("participants");
         if participants.iter().any(|p| p["userId"] == user) {
             involving.insert(record.conversation_id);

@@ -2,46 +2,28 @@
 //! does to an open socket (or to the next requests) what its description promises, and
 //! `hidden()` tells exactly which conversations lost a frame to it.
 
+mod sim_client;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use awc::error::{WsClientError, WsProtocolError};
 use awc::ws::{Frame, Message};
 use awc::Client;
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
+use sim_client::{
+    analytics_url, channel, client, connect, create_channel, next, refused_upgrade, send_json, small_run,
+    start, token, Next, Socket,
+};
 use timelined::sim::{self, Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::{format_millis, EntryAction, TimelineRecord};
-use tokio::time::{timeout_at, Instant};
-
-/// What awc's `connect` hands back, without naming the codec crate.
-trait Socket:
-    Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
-{
-}
-
-impl<S> Socket for S where
-    S: Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
-{
-}
+use tokio::time::Instant;
 
 /// Every wait in these tests ends by this long, pass or fail.
 const DEADLINE: Duration = Duration::from_secs(5);
-const MAX_FRAME: usize = 16 * 1024 * 1024;
-
-fn client() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(Duration::from_secs(3)).finish()
-}
-
-async fn start(config: SimConfig) -> SimHandle {
-    sim::start(config).await.expect("simulator starts")
-}
-
-fn small_run(conversations: u64) -> SimConfig {
-    SimConfig { seed: 11, conversations, rate: 1_000, concurrency: 3, ..SimConfig::default() }
-}
+/// The seed of the finite runs here.
+const SEED: u64 = 11;
 
 /// An endless run at a steady pace, so frames keep coming while a fault is on.
 fn steady_run() -> SimConfig {
@@ -55,67 +37,13 @@ fn steady_run() -> SimConfig {
     }
 }
 
-async fn token(client: &Client, sim: &SimHandle) -> String {
-    let mut response = client
-        .post(format!("{}/oauth/token", sim.base_url()))
-        .basic_auth("client-id", "client-secret")
-        .send_form(&[("grant_type", "client_credentials")])
-        .await
-        .expect("token request");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("token json");
-    body["access_token"].as_str().expect("access_token").to_owned()
-}
-
-/// `POST /api/v2/notifications/channels`: the status, any `Retry-After`, the JSON body.
-async fn create_channel(client: &Client, sim: &SimHandle, token: &str) -> (u16, Option<String>, Value) {
-    let mut response = client
-        .post(format!("{}/api/v2/notifications/channels", sim.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("channel request");
-    let retry_after =
-        response.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_owned());
-    let body = response.json().await.unwrap_or(Value::Null);
-    (response.status().as_u16(), retry_after, body)
-}
-
-/// A new channel: its id and connectUri.
-async fn channel(client: &Client, sim: &SimHandle, token: &str) -> (String, String) {
-    let (status, _, body) = create_channel(client, sim, token).await;
-    assert_eq!(status, 200, "{body}");
-    (body["id"].as_str().expect("id").to_owned(), body["connectUri"].as_str().expect("connectUri").to_owned())
-}
-
 fn queue_topics() -> Vec<String> {
     DEFAULT_QUEUES.iter().map(|q| format!("v2.routing.queues.{q}.conversations")).collect()
 }
 
+/// Subscribes `channel` to the queue topics: the status.
 async fn put_topics(client: &Client, sim: &SimHandle, token: &str, channel: &str) -> u16 {
-    let body: Vec<Value> = queue_topics().iter().map(|t| json!({ "id": t })).collect();
-    client
-        .put(format!("{}/api/v2/notifications/channels/{channel}/subscriptions", sim.base_url()))
-        .bearer_auth(token)
-        .send_json(&body)
-        .await
-        .expect("subscriptions request")
-        .status()
-        .as_u16()
-}
-
-async fn connect(client: &Client, uri: &str) -> impl Socket {
-    let (_, socket) = client.ws(uri).max_frame_size(MAX_FRAME).connect().await.expect("websocket upgrade");
-    socket
-}
-
-/// The status an upgrade was refused with.
-async fn refused_upgrade(client: &Client, uri: &str) -> u16 {
-    match client.ws(uri).connect().await {
-        Err(WsClientError::InvalidResponseStatus(status)) => status.as_u16(),
-        Err(other) => panic!("expected a refused upgrade, got {other}"),
-        Ok(_) => panic!("the upgrade to {uri} was accepted"),
-    }
+    sim_client::put_topics(client, sim, token, channel, &queue_topics()).await.0
 }
 
 /// A channel subscribed to the queue topics, with its socket open.
@@ -125,10 +53,6 @@ async fn notifications(client: &Client, sim: &SimHandle) -> (String, String, imp
     assert_eq!(put_topics(client, sim, &token, &id).await, 200);
     let socket = connect(client, &uri).await;
     (id, uri, socket)
-}
-
-fn analytics_url(sim: &SimHandle) -> String {
-    format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr())
 }
 
 /// An analytics-stream socket past the handshake; subscribed to everything when `subscribe`.
@@ -142,25 +66,6 @@ async fn analytics(client: &Client, sim: &SimHandle, token: &str, subscribe: boo
         assert_eq!(next_json(&mut socket, until).await, json!({"status": "subscribed"}));
     }
     socket
-}
-
-async fn send_json(socket: &mut impl Socket, value: Value) {
-    socket.send(Message::Text(value.to_string().into())).await.expect("send on socket");
-}
-
-enum Next {
-    Frame(Frame),
-    /// The connection ended (cleanly or not) without a Close frame first.
-    Ended,
-    TimedOut,
-}
-
-async fn next(socket: &mut impl Socket, until: Instant) -> Next {
-    match timeout_at(until, socket.next()).await {
-        Err(_) => Next::TimedOut,
-        Ok(None) | Ok(Some(Err(_))) => Next::Ended,
-        Ok(Some(Ok(frame))) => Next::Frame(frame),
-    }
 }
 
 /// The next text or binary frame, skipping pings and heartbeats.
@@ -395,7 +300,7 @@ async fn an_expired_channel_closes_its_socket_and_then_answers_404() {
 
 #[actix_rt::test]
 async fn http_faults_answer_the_next_requests_in_each_family_s_shape_then_stop() {
-    let sim = start(small_run(1)).await;
+    let sim = start(small_run(SEED, 1)).await;
     let client = client();
     let (status, body) = post_faults(
         &client,
@@ -457,7 +362,7 @@ async fn http_faults_answer_the_next_requests_in_each_family_s_shape_then_stop()
 async fn malformed_frames_arrive_in_five_kinds_and_are_counted_and_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("frames.jsonl");
-    let sim = start(SimConfig { record: Some(record.clone()), ..small_run(1) }).await;
+    let sim = start(SimConfig { record: Some(record.clone()), ..small_run(SEED, 1) }).await;
     let client = client();
     // No topics and no filter: nothing else is sent on these sockets.
     let token = token(&client, &sim).await;
@@ -512,7 +417,7 @@ async fn malformed_frames_arrive_in_five_kinds_and_are_counted_and_recorded() {
 
 #[actix_rt::test]
 async fn oversized_and_injected_frames_arrive_as_sent() {
-    let sim = start(small_run(1)).await;
+    let sim = start(small_run(SEED, 1)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -624,14 +529,14 @@ async fn a_channel_can_die_with_the_token_that_created_it() {
 
 #[actix_rt::test]
 async fn configured_faults_wait_for_the_first_listener() {
-    let error = sim::start(SimConfig { faults: vec![Fault::Close { code: 1005 }], ..small_run(1) })
+    let error = sim::start(SimConfig { faults: vec![Fault::Close { code: 1005 }], ..small_run(SEED, 1) })
         .await
         .err()
         .expect("an impossible fault is refused at start");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("1005"), "{error}");
 
-    let sim = start(SimConfig { faults: vec![Fault::Close { code: 4000 }], ..small_run(1) }).await;
+    let sim = start(SimConfig { faults: vec![Fault::Close { code: 4000 }], ..small_run(SEED, 1) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (id, uri) = channel(&client, &sim, &token).await;
@@ -674,7 +579,7 @@ fn expected(truth: &TimelineRecord) -> BTreeMap<String, (String, Option<String>)
 
 #[actix_rt::test]
 async fn nothing_is_hidden_in_a_fault_free_run() {
-    let sim = start(small_run(6)).await;
+    let sim = start(small_run(SEED, 6)).await;
     let client = client();
     let (_, _, mut socket) = notifications(&client, &sim).await;
     let until = Instant::now() + DEADLINE;
@@ -701,7 +606,7 @@ async fn nothing_is_hidden_in_a_fault_free_run() {
 
 #[actix_rt::test]
 async fn every_conversation_a_dropped_client_got_wrong_is_hidden() {
-    let sim = start(SimConfig { rate: 400, ..small_run(12) }).await;
+    let sim = start(SimConfig { rate: 400, ..small_run(SEED, 12) }).await;
     let client = client();
     let (_, _, mut notification_socket) = notifications(&client, &sim).await;
     let token = token(&client, &sim).await;

@@ -2,59 +2,35 @@
 //! service: OAuth token → notification channel → subscriptions → streaming socket, and the
 //! analytics-stream handshake. Each test tells one thing a client author relies on.
 
+mod sim_client;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use awc::error::WsProtocolError;
 use awc::ws::{Frame, Message};
 use awc::Client;
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use timelined::sim::{self, SimConfig, SimHandle, DEFAULT_QUEUES};
+use sim_client::{
+    access_token, analytics_url, backfill, client, connect, grant, next, put_topics, refused_upgrade,
+    send_json, small_run, start, Next, Socket, MAX_FRAME,
+};
+use timelined::sim::{SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::TimelineRecord;
-use tokio::time::{timeout_at, Instant};
-
-/// What awc's `connect` hands back, without naming the codec crate.
-trait Socket:
-    Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
-{
-}
-
-impl<S> Socket for S where
-    S: Stream<Item = Result<Frame, WsProtocolError>> + Sink<Message, Error = WsProtocolError> + Unpin
-{
-}
+use tokio::time::Instant;
 
 /// Every wait in these tests ends by this long, pass or fail.
 const DEADLINE: Duration = Duration::from_secs(4);
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The seed of every run here.
+const SEED: u64 = 7;
 
-fn client() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(Duration::from_secs(3)).finish()
-}
-
-async fn start(config: SimConfig) -> SimHandle {
-    sim::start(config).await.expect("simulator starts")
-}
-
-fn small_run(conversations: u64) -> SimConfig {
-    SimConfig { seed: 7, conversations, rate: 1_000, concurrency: 3, ..SimConfig::default() }
-}
-
+/// A token, granted for the default lifetime.
 async fn token(client: &Client, sim: &SimHandle) -> String {
-    let mut response = client
-        .post(format!("{}/oauth/token", sim.base_url()))
-        .basic_auth("client-id", "client-secret")
-        .send_form(&[("grant_type", "client_credentials")])
-        .await
-        .expect("token request");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("token json");
+    let body = grant(client, sim).await;
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 86_400);
-    body["access_token"].as_str().expect("access_token").to_owned()
+    access_token(&body)
 }
 
 /// Creates a channel (with the SDK's `null` body); returns its id and connectUri.
@@ -76,30 +52,6 @@ async fn channel(client: &Client, sim: &SimHandle, token: &str) -> (String, Stri
     (id, uri)
 }
 
-async fn put_topics(
-    client: &Client,
-    sim: &SimHandle,
-    token: &str,
-    channel: &str,
-    topics: &[String],
-) -> (u16, Value) {
-    let body: Vec<Value> = topics.iter().map(|t| json!({ "id": t })).collect();
-    let mut response = client
-        .put(format!("{}/api/v2/notifications/channels/{channel}/subscriptions", sim.base_url()))
-        .bearer_auth(token)
-        .send_json(&body)
-        .await
-        .expect("subscriptions request");
-    let status = response.status().as_u16();
-    let json = response.json().limit(MAX_FRAME).await.unwrap_or(Value::Null);
-    (status, json)
-}
-
-async fn connect(client: &Client, uri: &str) -> impl Socket {
-    let (_, socket) = client.ws(uri).max_frame_size(MAX_FRAME).connect().await.expect("websocket upgrade");
-    socket
-}
-
 /// A data-carrying frame as JSON, and whether it came as a binary frame. Control frames
 /// are handed back as they are.
 enum Received {
@@ -108,16 +60,14 @@ enum Received {
 }
 
 async fn receive(socket: &mut impl Socket, until: Instant) -> Option<Received> {
-    let frame = timeout_at(until, socket.next()).await.ok()??.ok()?;
+    let Next::Frame(frame) = next(socket, until).await else {
+        return None;
+    };
     Some(match frame {
         Frame::Text(bytes) => Received::Json(serde_json::from_slice(&bytes).ok()?, false),
         Frame::Binary(bytes) => Received::Json(serde_json::from_slice(&bytes).ok()?, true),
         other => Received::Control(other),
     })
-}
-
-async fn send_json(socket: &mut impl Socket, value: Value) {
-    socket.send(Message::Text(value.to_string().into())).await.expect("send on socket");
 }
 
 fn queue_topics() -> Vec<String> {
@@ -172,7 +122,7 @@ fn expected(truth: &[TimelineRecord]) -> Derived {
 
 #[actix_rt::test]
 async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
-    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(150), ..small_run(4) }).await;
+    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(150), ..small_run(SEED, 4) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -238,14 +188,8 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
 
     // Backfill returns the same shape as the snapshots.
     let conversation = &sim.truth()[0].conversation_id;
-    let mut response = client
-        .get(format!("{}/api/v2/conversations/{conversation}", sim.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("backfill");
-    assert_eq!(response.status(), 200);
-    let snapshot: Value = response.json().limit(MAX_FRAME).await.expect("snapshot");
+    let (status, snapshot) = backfill(&client, &sim, &token, conversation).await;
+    assert_eq!(status, 200);
     let mut backfilled = Derived::new();
     apply_snapshot(&mut backfilled, &snapshot);
     assert_eq!(backfilled[conversation], derived[conversation]);
@@ -260,7 +204,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
 
 #[actix_rt::test]
 async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
-    let sim = start(small_run(3)).await;
+    let sim = start(small_run(SEED, 3)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -299,7 +243,7 @@ async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
 
 #[actix_rt::test]
 async fn api_calls_without_a_valid_token_are_refused() {
-    let sim = start(small_run(1)).await;
+    let sim = start(small_run(SEED, 1)).await;
     let client = client();
     let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
 
@@ -325,13 +269,8 @@ async fn api_calls_without_a_valid_token_are_refused() {
     assert_eq!(response.status(), 400);
 
     let token = token(&client, &sim).await;
-    let response = client
-        .get(format!("{}/api/v2/conversations/unknown", sim.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 404);
+    let (status, _) = backfill(&client, &sim, &token, "unknown").await;
+    assert_eq!(status, 404);
     let (status, _) = put_topics(&client, &sim, &token, "streaming-0-gone", &queue_topics()).await;
     assert_eq!(status, 404);
     let (channel, _) = channel(&client, &sim, &token).await;
@@ -343,19 +282,15 @@ async fn api_calls_without_a_valid_token_are_refused() {
 
 #[actix_rt::test]
 async fn an_unknown_channel_refuses_the_upgrade_with_404() {
-    let sim = start(small_run(1)).await;
-    let result = client().ws(format!("ws://{}/channels/streaming-0-unknown", sim.addr())).connect().await;
-    match result {
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => assert_eq!(status, 404),
-        Err(other) => panic!("expected a 404, got {other}"),
-        Ok(_) => panic!("the upgrade was accepted"),
-    }
+    let sim = start(small_run(SEED, 1)).await;
+    let uri = format!("ws://{}/channels/streaming-0-unknown", sim.addr());
+    assert_eq!(refused_upgrade(&client(), &uri).await, 404);
     sim.stop().await;
 }
 
 #[actix_rt::test]
 async fn a_second_socket_on_a_channel_closes_the_first() {
-    let sim = start(small_run(1)).await;
+    let sim = start(small_run(SEED, 1)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -375,9 +310,9 @@ async fn a_second_socket_on_a_channel_closes_the_first() {
 
 #[actix_rt::test]
 async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
-    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(100), ..small_run(3) }).await;
+    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(100), ..small_run(SEED, 3) }).await;
     let client = client();
-    let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
+    let url = analytics_url(&sim);
 
     let mut refused = connect(&client, &url).await;
     send_json(&mut refused, json!({"token": "sim-not-issued"})).await;
@@ -460,9 +395,13 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
 async fn the_record_file_holds_every_frame_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("frames.jsonl");
-    let sim =
-        start(SimConfig { record: Some(path.clone()), reorder: true, duplicates: true, ..small_run(5) })
-            .await;
+    let sim = start(SimConfig {
+        record: Some(path.clone()),
+        reorder: true,
+        duplicates: true,
+        ..small_run(SEED, 5)
+    })
+    .await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -490,10 +429,10 @@ async fn the_record_file_holds_every_frame_sent() {
 
 #[actix_rt::test]
 async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_verbatim() {
-    let sim = start(SimConfig { reorder: true, duplicates: true, ..small_run(10) }).await;
+    let sim = start(SimConfig { reorder: true, duplicates: true, ..small_run(SEED, 10) }).await;
     let client = client();
     let token = token(&client, &sim).await;
-    let url = format!("ws://{}/api/v2/analytics/conversations/stream", sim.addr());
+    let url = analytics_url(&sim);
     let mut socket = connect(&client, &url).await;
     send_json(&mut socket, json!({"token": token})).await;
     send_json(&mut socket, json!({"filter": {}})).await;
@@ -533,7 +472,7 @@ async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_
 
 #[actix_rt::test]
 async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() {
-    let sim = start(SimConfig { channel_lifetime: Duration::from_millis(400), ..small_run(1) }).await;
+    let sim = start(SimConfig { channel_lifetime: Duration::from_millis(400), ..small_run(SEED, 1) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -561,7 +500,7 @@ async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() 
 
 #[actix_rt::test]
 async fn an_expired_token_is_refused() {
-    let sim = start(SimConfig { token_lifetime: Duration::from_millis(200), ..small_run(1) }).await;
+    let sim = start(SimConfig { token_lifetime: Duration::from_millis(200), ..small_run(SEED, 1) }).await;
     let client = client();
     let token = token_with_lifetime(&client, &sim).await;
     let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
@@ -581,13 +520,7 @@ async fn an_expired_token_is_refused() {
 
 /// A token request that does not insist on the default lifetime.
 async fn token_with_lifetime(client: &Client, sim: &SimHandle) -> String {
-    let mut response = client
-        .post(format!("{}/oauth/token", sim.base_url()))
-        .basic_auth("client-id", "client-secret")
-        .send_form(&[("grant_type", "client_credentials")])
-        .await
-        .expect("token request");
-    let body: Value = response.json().await.expect("token json");
+    let body = grant(client, sim).await;
     assert_eq!(body["expires_in"], 0, "whole seconds, rounded down");
-    body["access_token"].as_str().expect("access_token").to_owned()
+    access_token(&body)
 }

@@ -274,7 +274,10 @@ impl ReadinessWatch {
 
 /// A logger that keeps every message (and its `reason` key, if any) for assertions.
 #[derive(Clone, Default)]
-pub struct CapturedLog(pub std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>);
+pub struct CapturedLog(pub std::sync::Arc<std::sync::Mutex<Vec<CapturedLine>>>);
+
+/// A log message and its `reason` key, if it had one.
+pub type CapturedLine = (String, Option<String>);
 
 impl CapturedLog {
     pub fn logger(&self) -> slog::Logger {
