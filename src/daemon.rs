@@ -168,6 +168,7 @@ impl Daemon {
             BackfillConfig {
                 api_base: settings.genesys.api_base(),
                 queues: settings.subscription.queues.clone(),
+                search_lead: settings.backfill.search_lead,
                 users: settings.subscription.users.clone(),
                 request_timeout: settings.genesys.request_timeout,
                 concurrency: settings.backfill.concurrency,

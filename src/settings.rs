@@ -198,11 +198,15 @@ pub struct BackfillSettings {
     pub concurrency: usize,
     /// Tries per conversation before its gap is left unhealed.
     pub max_attempts: u32,
+    /// After an outage, conversations that started up to this long before it are searched
+    /// for too: a queue sees a conversation only once it reaches it (after an IVR, say).
+    #[serde(with = "duration")]
+    pub search_lead: Duration,
 }
 
 impl Default for BackfillSettings {
     fn default() -> Self {
-        BackfillSettings { concurrency: 4, max_attempts: 6 }
+        BackfillSettings { concurrency: 4, max_attempts: 6, search_lead: Duration::from_secs(3600) }
     }
 }
 

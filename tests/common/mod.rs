@@ -174,7 +174,7 @@ impl Fixture {
         settings.reconnect.initial_backoff = Duration::from_millis(50);
         settings.reconnect.max_backoff = Duration::from_millis(500);
         settings.reconnect.rotation_overlap = Duration::from_millis(500);
-        settings.pipeline.verify_after = Duration::from_secs(3);
+        settings.pipeline.verify_after = Duration::from_secs(10);
         tweak(&mut settings);
         let daemon = timelined::daemon::Daemon::start(&settings, log).unwrap();
         let readiness = ReadinessWatch::spawn(daemon.probe());

@@ -23,6 +23,9 @@ pub struct BackfillConfig {
     pub api_base: String,
     /// Queues and users whose conversations are searched for after an outage.
     pub queues: Vec<String>,
+    /// How far before the outage the search starts: a conversation is seen on a queue
+    /// only once it reaches it, possibly long after it started (in an IVR, say).
+    pub search_lead: Duration,
     pub users: Vec<String>,
     pub request_timeout: Duration,
     pub concurrency: usize,
@@ -305,6 +308,7 @@ impl Handler<Discover> for BackfillActor {
         if self.config.queues.is_empty() && self.config.users.is_empty() {
             return;
         }
+        let from = chrono::TimeDelta::from_std(self.config.search_lead).map_or(from, |lead| from - lead);
         let call = search(self.config.clone(), self.tokens.clone(), from, to);
         ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
             Ok(ids) => {

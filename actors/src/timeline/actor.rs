@@ -91,6 +91,8 @@ const MAX_REDELIVERY: usize = 100_000;
 pub struct TimelineActor {
     book: TimelineBook,
     outage: OutageWindow,
+    /// When the last outage ended (the conversations open then were marked then).
+    last_outage: Option<Instant>,
     redelivery: std::collections::VecDeque<(usize, Publication)>,
     inbox: Inbox,
     links: TimelineLinks,
@@ -110,13 +112,16 @@ impl TimelineActor {
         log: Logger,
     ) -> Self {
         let mut outage = OutageWindow::default();
+        let mut last_outage = None;
         if book.open_count() > 0 {
             // Resumed after a restart: events were missed since the latest one saved.
             outage.resumed(book.latest_entry_time());
+            last_outage = Some(Instant::now());
         }
         TimelineActor {
             book,
             outage,
+            last_outage,
             redelivery: Default::default(),
             inbox,
             links,
@@ -304,6 +309,7 @@ impl Handler<SocketGap> for TimelineActor {
     type Result = ();
 
     fn handle(&mut self, _: SocketGap, _: &mut Context<Self>) {
+        self.last_outage = Some(Instant::now());
         self.book.socket_gap(Instant::now(), self.config.gap_grace);
         self.outage.socket_gap();
         self.ask_backfills();
@@ -317,9 +323,12 @@ impl Handler<Discovered> for TimelineActor {
         let now = Instant::now();
         for conversation in conversations {
             // Each may have begun while nobody listened: missed entirely (then whatever the
-            // backfill brings was missed), or seen since (then what it brings before the
-            // stream's latest was missed). A closed one stays closed.
-            if !self.book.backfill_pending(&conversation) {
+            // backfill brings was missed), or first seen since (then what it brings before
+            // the stream's latest was missed). One open before the outage was marked then;
+            // a closed one stays closed.
+            let marked_at_outage =
+                self.last_outage.is_some_and(|outage| self.book.open_since_before(&conversation, outage));
+            if !marked_at_outage && !self.book.backfill_pending(&conversation) {
                 self.book.mark_gap(&conversation, now, GapCause::Outage);
             }
         }

@@ -173,6 +173,11 @@ impl TimelineBook {
         }
     }
 
+    /// Open since before `instant`.
+    pub fn open_since_before(&self, conversation: &str, instant: Instant) -> bool {
+        self.open.get(conversation).is_some_and(|t| t.first_seen < instant)
+    }
+
     /// A backfill for this conversation is already on its way (it will cover what the
     /// socket missed so far).
     pub fn backfill_pending(&self, conversation: &str) -> bool {
@@ -240,17 +245,18 @@ impl TimelineBook {
         let rules = self.rules.clone();
         // A leave whose join never came (past the quiet period) proves events were missed —
         // a conversation first seen mid-way. Backfill it, once.
-        self.mark_lost_where(now, |t| t.shows_missed_joins(now, &rules), |t| t.orphans_backfilled = true);
+        self.mark_suspect_where(now, |t| t.shows_missed_joins(now, &rules), |t| t.orphans_backfilled = true);
         // A conversation quiet for long may have ended unseen (its last frames lost with
         // no other trace): ask once per quiet stretch.
-        self.mark_lost_where(now, |t| t.needs_verifying(now, &rules), |t| t.verified_while_quiet = true);
+        self.mark_suspect_where(now, |t| t.needs_verifying(now, &rules), |t| t.verified_while_quiet = true);
         let ttl = self.rules.tombstone_ttl;
         self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
     }
 
-    /// Mark every open timeline `select` picks with a certain loss, after `note` records
-    /// that it was asked (so it is asked once).
-    fn mark_lost_where(
+    /// Mark every open timeline `select` picks with a suspected gap, after `note` records
+    /// that it was asked (so it is asked once). The stream is live meanwhile, so what the
+    /// backfill brings counts as missed only if the stream had gone past it.
+    fn mark_suspect_where(
         &mut self,
         now: Instant,
         select: impl Fn(&Timeline) -> bool,
@@ -261,7 +267,7 @@ impl TimelineBook {
             if let Some(mut timeline) = self.open.get_mut(&conversation) {
                 note(&mut timeline);
             }
-            self.mark_gap(&conversation, now, GapCause::Loss);
+            self.mark_gap(&conversation, now, GapCause::Outage);
         }
     }
 

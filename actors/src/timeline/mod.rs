@@ -86,6 +86,8 @@ pub struct Timeline {
     orphans_backfilled: bool,
     /// Checked over REST since its last event (see `TimelineRules::verify_after`).
     verified_while_quiet: bool,
+    /// When this conversation was first seen (opened).
+    first_seen: Instant,
     /// The latest event time the live stream delivered for this conversation: a backfilled
     /// event before it was missed; one after it may only be ahead of the stream.
     live_latest: Option<DateTime<Utc>>,
@@ -102,12 +104,13 @@ pub struct Timeline {
 /// prove that events were really missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GapCause {
-    /// The socket was down (or the daemon was): events may have been missed, and a
-    /// backfill racing the restarted stream can bring events that were only in flight —
-    /// only those older than what the stream has since delivered prove a loss.
+    /// Events may have been missed (the socket or the daemon was down, a leave came
+    /// without its join, the conversation went quiet for long) while the stream goes on:
+    /// a backfill racing it can bring events that were only in flight, so only those
+    /// older than what the stream has since delivered prove a loss.
     Outage,
-    /// Events were certainly missed (dropped at a full mailbox, a leave without its join,
-    /// a conversation quiet for too long): any event the backfill brings was missed.
+    /// Events were certainly missed (dropped at a full mailbox): any event the backfill
+    /// brings was missed.
     Loss,
 }
 
@@ -138,6 +141,7 @@ impl Timeline {
             orphans_backfilled: false,
             verified_while_quiet: false,
             live_latest: None,
+            first_seen: now,
             suspected: 0,
             recovered_since_gap: false,
             certain_loss: false,

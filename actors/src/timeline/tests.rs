@@ -386,6 +386,7 @@ fn a_long_quiet_conversation_is_checked_once_and_closes_if_it_ended_unseen() {
     assert!(book.take_backfills().is_empty(), "once per quiet stretch");
     book.backfilled(&requests[0], conversation(), true, start + Duration::from_secs(46));
     let closed = book.tick(start + Duration::from_secs(50)).closed;
-    let record = &closed[0].0;
-    assert_eq!((record.gaps, record.healed, record.complete), (1, true, true));
+    // The ending came from the backfill; being later than anything the stream delivered,
+    // it may have been merely late, so no loss is claimed — and the timeline is whole.
+    assert_eq!(closed[0].0, run(conversation()).1[0]);
 }
