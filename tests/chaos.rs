@@ -72,6 +72,9 @@ async fn chaos_loses_no_timeline() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut injected = std::collections::BTreeMap::<String, u64>::new();
     let mut recoveries = Vec::new();
+    // The slowest recoveries, with the fault and what was injected in the 10 s before it.
+    let mut history: Vec<(Instant, String)> = Vec::new();
+    let mut slowest: Vec<(Duration, String, Vec<String>)> = Vec::new();
     let started = Instant::now();
     while !fixture.sim.finished() {
         actix_rt::time::sleep(Duration::from_millis(rng.random_range(2000..5000))).await;
@@ -80,7 +83,13 @@ async fn chaos_loses_no_timeline() {
         }
         let (fault, disruptive) = random_fault(&mut rng);
         let kind = format!("{fault:?}").split([' ', '{', '(']).next().unwrap_or("?").to_owned();
-        *injected.entry(kind).or_default() += 1;
+        *injected.entry(kind.clone()).or_default() += 1;
+        let recent: Vec<String> = history
+            .iter()
+            .filter(|(at, _)| at.elapsed() < Duration::from_secs(10))
+            .map(|(_, fault)| fault.clone())
+            .collect();
+        history.push((Instant::now(), format!("{fault:?}")));
         let received_before = fixture.daemon.metrics.events_received.get();
         let at = Instant::now();
         fixture.sim.fault(fault).unwrap();
@@ -96,6 +105,7 @@ async fn chaos_loses_no_timeline() {
             })
             .await;
             recoveries.push(at.elapsed());
+            slowest.push((at.elapsed(), kind, recent));
         }
     }
     // Everything played: give the healing its time, then judge whatever is there.
@@ -144,6 +154,10 @@ async fn chaos_loses_no_timeline() {
         percentile(&recoveries, 50.0),
         recoveries.last().copied().unwrap_or_default()
     );
+    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    for (took, kind, recent) in slowest.iter().take(3) {
+        println!("  slow recovery {took:?} after {kind}; injected in the 10 s before: {recent:?}");
+    }
     println!(
         "timelines: {} equal, {} healed, {} lost, {} written twice; {} conversations had frames hidden by faults",
         equal,
