@@ -154,7 +154,7 @@ async fn chaos_loses_no_timeline() {
         percentile(&recoveries, 50.0),
         recoveries.last().copied().unwrap_or_default()
     );
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|(took, _, _)| std::cmp::Reverse(*took));
     for (took, kind, recent) in slowest.iter().take(3) {
         println!("  slow recovery {took:?} after {kind}; injected in the 10 s before: {recent:?}");
     }
