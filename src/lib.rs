@@ -2,6 +2,7 @@
 //! notification stream. This crate is the binary's library: settings, logging, wiring
 //! of the actors (from `timelined-actors`), replay, and the embedded simulator.
 
+pub mod bench;
 pub mod cli;
 pub mod daemon;
 pub mod http;

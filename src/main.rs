@@ -79,6 +79,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run one benchmark figure against the embedded simulator (BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        figure: timelined::bench::Figure,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -149,5 +154,6 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let file = std::fs::File::open(&input).with_context(|| format!("--input {}", input.display()))?;
             cli::replay(std::io::BufReader::new(file), dialect.into())
         }
+        Command::Bench { figure } => timelined::bench::run(figure),
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::details::{self, DetailsQuery};
 use super::faults::{self, BadFrameIds, Dialect, Fault, FaultFrame};
 use super::generator::{self, seeded_uuid, Conversation, Step};
-use super::outbound::{Outbound, Outlet, SocketTx, Ticket};
+use super::outbound::{FrameStream, Outbound, Outlet, SocketTx, StreamReport, Ticket, TransitionKey};
 use super::protocol::{self, BodyKind, MAX_TOPICS};
 use super::{SimConfig, DEFAULT_QUEUES};
 
@@ -503,7 +503,7 @@ impl Hub {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.record(step);
-        let ticket = Ticket::new(&self.outlet, &step.conversation.id);
+        let ticket = Ticket::new(&self.outlet, &step.conversation.id, self.send_log_key(step));
         if !state.is_listening() {
             // Nobody connected: whatever this transition carried is lost for good.
             ticket.owe();
@@ -547,6 +547,41 @@ impl Hub {
         }
     }
 
+    /// The join or leave `step` is, for the send log (none without one, or for a missed
+    /// alert's end).
+    fn send_log_key(&self, step: &Step) -> Option<TransitionKey> {
+        if !self.outlet.keeps_send_log() {
+            return None;
+        }
+        let participant = step.participant();
+        participant.connected_at?;
+        Some(TransitionKey {
+            conversation: step.conversation.id.clone(),
+            participant: participant.id.clone(),
+            joined: step.transition().kind == generator::TransitionKind::Connected,
+        })
+    }
+
+    /// Hands `frames` to the first listening socket (the oldest notification channel with
+    /// a socket and a topic, else an analytics listener), whose writer plays them at
+    /// `rate` frames per second. `None` when nobody listens. The frames are sent as they
+    /// are, whatever the socket subscribed to: the benchmarks' fast playback.
+    pub(crate) fn stream(
+        &self,
+        frames: Box<dyn Iterator<Item = Arc<str>> + Send>,
+        rate: u32,
+    ) -> Option<tokio::sync::oneshot::Receiver<StreamReport>> {
+        let state = self.lock();
+        let tx = state
+            .channels
+            .iter()
+            .filter(|c| !c.topics.is_empty())
+            .find_map(|c| c.socket.as_ref().map(|(_, tx)| tx))
+            .or_else(|| state.analytics.values().next().map(|l| &l.tx))?;
+        let (done, report) = tokio::sync::oneshot::channel();
+        tx.offer(Outbound::Stream(FrameStream { frames, rate, done })).then_some(report)
+    }
+
     /// The conversation as it stands now, in the full snapshot shape.
     pub(crate) fn conversation(&self, conversation_id: &str) -> Option<String> {
         let state = self.lock();
@@ -565,6 +600,11 @@ impl Hub {
     /// Every conversation played so far, in start order.
     pub(crate) fn truth(&self) -> Vec<TimelineRecord> {
         self.lock().conversations.values().map(|p| generator::timeline(&p.conversation, p.played)).collect()
+    }
+
+    /// Somebody listens now (see [`State::is_listening`]).
+    pub(crate) fn is_listening(&self) -> bool {
+        self.lock().is_listening()
     }
 
     /// Sockets whose client has not closed its end yet.

@@ -19,6 +19,8 @@
 //! - `outbound` — one queue and writer per socket: reordering, binary frames, stalls and
 //!   drops, the record file, counters, and which transitions no listener received.
 //! - `faults` — pure: the fault switches' JSON shapes, their checks, the bad frames.
+//! - `prerender` — pure: the generator's frames rendered ahead of time, and conversations
+//!   held open, for the benchmarks' fast playback ([`SimHandle::stream`]).
 //!
 //! Faults ([`Fault`]) come from `POST /sim/faults`, [`SimHandle::fault`] or
 //! [`SimConfig::faults`]; [`SimHandle::hidden`] is the ground truth of what they hid.
@@ -29,6 +31,7 @@ mod generator;
 mod hub;
 mod outbound;
 mod playback;
+pub mod prerender;
 mod protocol;
 mod server;
 mod sockets;
@@ -47,6 +50,7 @@ use timelined_actors::record::TimelineRecord;
 
 pub use faults::{parse_faults, Fault, FaultError};
 pub use generator::{user_pool, User};
+pub use outbound::{SentTransition, StreamReport, TransitionKey};
 
 /// The queues conversations are routed through unless told otherwise.
 pub const DEFAULT_QUEUES: [&str; 2] =
@@ -89,6 +93,12 @@ pub struct SimConfig {
     /// A channel expires when the token that created it does (socket closed with 1000,
     /// the upgrade answers 404 afterwards), as GENESYS.md says one can.
     pub channel_dies_with_token: bool,
+    /// Play the seeded generator once somebody listens. `false` leaves the sockets to
+    /// what [`SimHandle::stream`] is given (the benchmarks' fast playback).
+    pub generate: bool,
+    /// Keep the wall-clock time each join or leave was first handed to a socket
+    /// ([`SimHandle::take_send_log`]), for send→publish latency.
+    pub send_log: bool,
 }
 
 impl Default for SimConfig {
@@ -108,6 +118,8 @@ impl Default for SimConfig {
             concurrency: 50,
             faults: Vec::new(),
             channel_dies_with_token: false,
+            generate: true,
+            send_log: false,
         }
     }
 }
@@ -121,7 +133,11 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("fault {fault}: {e}")))?;
     }
-    let outlet = Arc::new(outbound::Outlet::new(config.record.as_deref())?);
+    let mut outlet = outbound::Outlet::new(config.record.as_deref())?;
+    if config.send_log {
+        outlet = outlet.with_send_log();
+    }
+    let outlet = Arc::new(outlet);
     let hub = Arc::new(hub::Hub::new(hub::Settings::from_config(&config), outlet));
     hub.set_initial_faults(config.faults.clone());
     let data = web::Data::from(hub.clone());
@@ -131,10 +147,14 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     .workers(1)
     // The daemon owns SIGTERM/SIGINT; the simulator stops when told to.
     .disable_signals()
-    // Once a socket's last frame is written (after a Close, or none for `drop_socket`)
-    // the server ignores what the client still sends and ends the TCP connection after
-    // this long; actix's default second would make a dropped socket go quiet before it ends.
+    // Once a socket's last frame is written (after a Close) the server ignores what the
+    // client still sends and ends the TCP connection after this long; actix's default
+    // second would make a closed socket go quiet before it ends. (A `drop_socket` ends the
+    // connection at once: see `SocketTx::cut_on_abort`.)
     .client_disconnect_timeout(DISCONNECT_LINGER)
+    // A streaming service sends each notification when it has it: with Nagle on, a
+    // frame can sit behind an unacknowledged one for a delayed-ACK timeout (~40 ms).
+    .tcp_nodelay(true)
     .bind(config.listen)?;
     let addr =
         server.addrs().first().copied().ok_or_else(|| io::Error::other("the simulator bound no address"))?;
@@ -142,9 +162,13 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let server_handle = server.handle();
     let server_task = actix_rt::spawn(server);
 
-    let generator =
-        generator::Generator::new(config.seed, &config.queues, config.conversations, config.concurrency);
-    let playback = actix_rt::spawn(playback::run(hub.clone(), generator, config.rate));
+    let playback = if config.generate {
+        let generator =
+            generator::Generator::new(config.seed, &config.queues, config.conversations, config.concurrency);
+        actix_rt::spawn(playback::run(hub.clone(), generator, config.rate))
+    } else {
+        actix_rt::spawn(async {})
+    };
     Ok(SimHandle { addr, seed: config.seed, hub, server: server_handle, server_task, playback })
 }
 
@@ -187,6 +211,33 @@ impl SimHandle {
     /// Text and binary frames sent on every socket so far (not RFC 6455 control frames).
     pub fn frames_sent(&self) -> u64 {
         self.hub.outlet().frames_sent()
+    }
+
+    /// Somebody listens: a notifications socket with a topic, or a subscribed
+    /// analytics-stream socket.
+    pub fn listening(&self) -> bool {
+        self.hub.is_listening()
+    }
+
+    /// Fast playback: the first listening socket's writer sends `frames` as they are, at
+    /// `rate` frames per second (0 = as fast as the client reads), held back only by the
+    /// client (nothing is dropped), ahead of anything queued after it. Frames are not
+    /// played into the conversation store: `/sim/truth`, backfill and `hidden` know
+    /// nothing of them. `None` when nobody listens; the answer resolves once the frames
+    /// ran out or the socket went away (`None` if the socket was gone before it started).
+    pub fn stream(
+        &self,
+        frames: impl Iterator<Item = Arc<str>> + Send + 'static,
+        rate: u32,
+    ) -> Option<impl std::future::Future<Output = Option<StreamReport>> + Send + 'static> {
+        let report = self.hub.stream(Box::new(frames), rate)?;
+        Some(async move { report.await.ok() })
+    }
+
+    /// With [`SimConfig::send_log`]: when each join or leave was first handed to a
+    /// socket, since the last call.
+    pub fn take_send_log(&self) -> Vec<SentTransition> {
+        self.hub.outlet().take_send_log()
     }
 
     /// Applies a fault now, to what is open now (as `POST /sim/faults`). A fault that

@@ -21,18 +21,22 @@ use std::fs::File;
 use std::future::{pending, Future};
 use std::io::{self, Write};
 use std::path::Path;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::HttpResponse;
 use actix_ws::{CloseReason, Session};
 use bytes::Bytes;
 use futures_util::future::{select, Either};
+use futures_util::task::AtomicWaker;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::faults::FaultFrame;
@@ -63,6 +67,36 @@ pub(crate) enum Outbound {
     Close(Option<CloseReason>),
     /// Keep sending until `at`, then close with this reason (`socket_closing`).
     CloseAt(std::time::Instant, CloseReason),
+    /// Send a whole stream of data frames from the writer itself (fast playback).
+    Stream(FrameStream),
+}
+
+/// Data frames the writer sends itself, paced at `rate` frames per second (0 = as fast as
+/// the client reads), bypassing the queue: the benchmarks' fast playback
+/// ([`super::SimHandle::stream`]). The client's reading speed holds the writer back
+/// (TCP backpressure); nothing is dropped on the way.
+pub(crate) struct FrameStream {
+    pub frames: Box<dyn Iterator<Item = Arc<str>> + Send>,
+    pub rate: u32,
+    pub done: oneshot::Sender<StreamReport>,
+}
+
+impl std::fmt::Debug for FrameStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameStream").field("rate", &self.rate).finish_non_exhaustive()
+    }
+}
+
+/// How a [`FrameStream`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Frames handed to the WebSocket session.
+    pub frames: u64,
+    /// When the first and the last of them were handed over (`None`: none was).
+    pub first_sent: Option<std::time::Instant>,
+    pub last_sent: Option<std::time::Instant>,
+    /// The socket was dropped, closed or stalled before the stream ended.
+    pub interrupted: bool,
 }
 
 /// Counters, the record file and the conversations faults hid, shared by every writer.
@@ -71,6 +105,24 @@ pub(crate) struct Outlet {
     frames_sent: AtomicU64,
     record: Option<Mutex<File>>,
     hidden: Mutex<BTreeSet<String>>,
+    /// With `SimConfig::send_log`: when each join or leave was first handed to a socket.
+    send_log: Option<Mutex<Vec<SentTransition>>>,
+}
+
+/// Which join or leave a published transition is (a missed alert's end is neither).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TransitionKey {
+    pub conversation: String,
+    pub participant: String,
+    /// `true` a join, `false` a leave.
+    pub joined: bool,
+}
+
+/// When the first frame carrying a join or leave was handed to a socket's session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentTransition {
+    pub key: TransitionKey,
+    pub at: std::time::Instant,
 }
 
 impl Outlet {
@@ -80,7 +132,26 @@ impl Outlet {
             frames_sent: AtomicU64::new(0),
             record: record.map(File::create).transpose()?.map(Mutex::new),
             hidden: Mutex::new(BTreeSet::new()),
+            send_log: None,
         })
+    }
+
+    /// Also keep the send log (see [`SentTransition`]).
+    pub(crate) fn with_send_log(mut self) -> Self {
+        self.send_log = Some(Mutex::new(Vec::new()));
+        self
+    }
+
+    pub(crate) fn keeps_send_log(&self) -> bool {
+        self.send_log.is_some()
+    }
+
+    /// The send log so far, emptied.
+    pub(crate) fn take_send_log(&self) -> Vec<SentTransition> {
+        self.send_log
+            .as_ref()
+            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner)))
+            .unwrap_or_default()
     }
 
     /// Conversations with a transition no listening socket received.
@@ -138,6 +209,8 @@ impl Drop for Pending {
 pub(crate) struct Ticket {
     outlet: Arc<Outlet>,
     conversation: String,
+    /// The join or leave it carries, when the outlet keeps a send log.
+    key: Option<TransitionKey>,
     /// Some listener should have received it: a frame was offered, or a subscribed
     /// channel had no socket, or nobody was listening at all.
     owed: AtomicBool,
@@ -145,10 +218,12 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    pub(crate) fn new(outlet: &Arc<Outlet>, conversation: &str) -> Arc<Ticket> {
+    /// `key`: the join or leave it carries, for the send log (kept on first delivery).
+    pub(crate) fn new(outlet: &Arc<Outlet>, conversation: &str, key: Option<TransitionKey>) -> Arc<Ticket> {
         Arc::new(Ticket {
             outlet: outlet.clone(),
             conversation: conversation.to_owned(),
+            key,
             owed: AtomicBool::new(false),
             delivered: AtomicBool::new(false),
         })
@@ -159,8 +234,12 @@ impl Ticket {
         self.owed.store(true, Ordering::SeqCst);
     }
 
-    fn deliver(&self) {
-        self.delivered.store(true, Ordering::SeqCst);
+    /// One of its frames was handed to a session at `at`.
+    fn deliver(&self, at: std::time::Instant) {
+        let first = !self.delivered.swap(true, Ordering::SeqCst);
+        if let (true, Some(key), Some(log)) = (first, &self.key, &self.outlet.send_log) {
+            log.lock().unwrap_or_else(PoisonError::into_inner).push(SentTransition { key: key.clone(), at });
+        }
     }
 }
 
@@ -186,6 +265,8 @@ struct Control {
     stalled_until: Mutex<Option<std::time::Instant>>,
     aborted: AtomicBool,
     abort: Notify,
+    /// The response body's task, woken to fail the body when the socket is dropped.
+    body: AtomicWaker,
 }
 
 impl Control {
@@ -249,11 +330,56 @@ impl SocketTx {
     pub(crate) fn abort(&self) {
         self.control.aborted.store(true, Ordering::SeqCst);
         self.control.abort.notify_one();
+        self.control.body.wake();
+    }
+
+    /// The socket's upgrade response, its body made to fail once the socket is dropped
+    /// ([`SocketTx::abort`]): actix-http then ends the TCP connection at once. Without it
+    /// a body that simply ends leaves the connection open as long as the client keeps
+    /// its half open — a dropped socket would look alive to a quiet client.
+    pub(crate) fn cut_on_abort(&self, response: HttpResponse) -> HttpResponse {
+        let control = self.control.clone();
+        response.map_body(move |_, body| Cuttable { body, control }).map_into_boxed_body()
     }
 
     /// Resolves once the writer has stopped (the socket is closed).
     pub(crate) async fn closed(&self) {
         self.tx.closed().await
+    }
+}
+
+/// A response body that fails once its socket is dropped (see [`SocketTx::cut_on_abort`]).
+struct Cuttable {
+    body: BoxBody,
+    control: Arc<Control>,
+}
+
+/// The error a dropped socket's body fails with; actix-http drops the connection on it.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("socket dropped by a simulated fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl MessageBody for Cuttable {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        this.control.body.register(cx.waker());
+        if this.control.is_aborted() {
+            return Poll::Ready(Some(Err(Box::new(Dropped))));
+        }
+        Pin::new(&mut this.body).poll_next(cx)
     }
 }
 
@@ -303,11 +429,12 @@ impl Writer {
             };
         }
         let control = self.control.clone();
+        let handed_over = std::time::Instant::now();
         let sent = control.unless_aborted(self.write(&queued.frame)).await;
         match sent {
             Some(Ok(())) => {
                 if let Some(ticket) = &queued.ticket {
-                    ticket.deliver();
+                    ticket.deliver(handed_over);
                 }
                 Ok(())
             }
@@ -357,11 +484,54 @@ impl Writer {
                 let _ = self.session.clone().close(Some(reason.clone())).await;
                 return Err(Gone);
             }
+            // Played frame by frame by `Writer::stream`, never written as one.
+            Outbound::Stream(_) => None,
         };
         if let Some(text) = recorded {
             self.outlet.sent(&text);
         }
         Ok(())
+    }
+
+    /// Plays a [`FrameStream`]: every frame straight to the session, paced, until the
+    /// frames run out or the socket is dropped, stalled or gone. A frame due while the
+    /// client is not reading waits (no loss); a late writer sends everything due at once,
+    /// so the long-run rate holds. The report goes back on the stream's `done` channel.
+    async fn stream(&mut self, stream: FrameStream) -> Result<(), Gone> {
+        let FrameStream { frames, rate, done } = stream;
+        let mut report = StreamReport { frames: 0, first_sent: None, last_sent: None, interrupted: false };
+        let control = self.control.clone();
+        let started = Instant::now();
+        let mut result = Ok(());
+        for frame in frames {
+            if rate > 0 {
+                let due = started + Duration::from_secs_f64(report.frames as f64 / f64::from(rate));
+                if due > Instant::now()
+                    && control.unless_aborted(tokio::time::sleep_until(due)).await.is_none()
+                {
+                    result = Err(Gone);
+                    break;
+                }
+            }
+            if control.is_stalled() {
+                break;
+            }
+            let at = std::time::Instant::now();
+            match control.unless_aborted(self.session.text(&*frame)).await {
+                Some(Ok(())) => {}
+                Some(Err(_)) | None => {
+                    result = Err(Gone);
+                    break;
+                }
+            }
+            self.outlet.sent(&frame);
+            report.frames += 1;
+            report.first_sent.get_or_insert(at);
+            report.last_sent = Some(at);
+        }
+        report.interrupted = result.is_err() || control.is_stalled();
+        let _ = done.send(report);
+        result
     }
 
     /// Sends the held data frames in a shuffled order.
@@ -461,6 +631,10 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>, options:
                     Ok(()) => writer.send(queued).await,
                     Err(gone) => Err(gone),
                 },
+                Outbound::Stream(stream) => match writer.release(&mut held, &mut rng).await {
+                    Ok(()) => writer.stream(stream).await,
+                    Err(gone) => Err(gone),
+                },
                 _ => writer.send(queued).await,
             },
         };
@@ -495,7 +669,7 @@ impl TestWriter {
         while let Ok(queued) = self.0.try_recv() {
             if deliver {
                 if let Some(ticket) = &queued.ticket {
-                    ticket.deliver();
+                    ticket.deliver(std::time::Instant::now());
                 }
             }
             taken += 1;
@@ -511,19 +685,19 @@ mod tests {
     #[test]
     fn a_ticket_hides_its_conversation_only_when_owed_and_never_delivered() {
         let outlet = Arc::new(Outlet::new(None).unwrap());
-        drop(Ticket::new(&outlet, "nobody-owed"));
-        let owed = Ticket::new(&outlet, "lost");
+        drop(Ticket::new(&outlet, "nobody-owed", None));
+        let owed = Ticket::new(&outlet, "lost", None);
         owed.owe();
         drop(owed);
         let (socket, mut writer) = test_socket(&outlet);
-        let delivered = Ticket::new(&outlet, "delivered");
+        let delivered = Ticket::new(&outlet, "delivered", None);
         assert!(socket.offer_data("frame".into(), &delivered));
         assert!(socket.offer_data("again".into(), &delivered));
         drop(delivered);
         assert_eq!(outlet.pending(), 2);
         assert_eq!(writer.drain(true), 2);
         assert_eq!(outlet.pending(), 0);
-        let pending_loss = Ticket::new(&outlet, "queued then lost");
+        let pending_loss = Ticket::new(&outlet, "queued then lost", None);
         socket.offer_data("frame".into(), &pending_loss);
         drop(pending_loss);
         assert_eq!(outlet.hidden(), BTreeSet::from(["lost".to_owned()]), "still queued: not settled");

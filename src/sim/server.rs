@@ -283,11 +283,10 @@ async fn channel_socket(
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let hub: Arc<Hub> = hub.into_inner();
-    if sockets::open_notifications(hub, channel_id, session, stream) {
-        Ok(response)
-    } else {
+    match sockets::open_notifications(hub, channel_id, session, stream) {
+        Some(socket) => Ok(socket.cut_on_abort(response)),
         // Evicted between the check and the upgrade: nothing has been sent yet.
-        Ok(not_found())
+        None => Ok(not_found()),
     }
 }
 
@@ -298,8 +297,8 @@ async fn analytics_socket(
     hub: web::Data<Hub>,
 ) -> actix_web::Result<HttpResponse> {
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    sockets::open_analytics(hub.into_inner(), session, stream);
-    Ok(response)
+    let socket = sockets::open_analytics(hub.into_inner(), session, stream);
+    Ok(socket.cut_on_abort(response))
 }
 
 async fn truth(hub: web::Data<Hub>) -> HttpResponse {

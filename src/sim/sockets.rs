@@ -24,14 +24,15 @@ const MAX_CLIENT_FRAME: usize = 4 * 1024 * 1024;
 /// Keeps a zero heartbeat interval from spinning.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Serves a notifications socket on `channel_id`. `false` when the channel is unknown or
-/// expired: the caller refuses the upgrade (the session is dropped unused).
+/// Serves a notifications socket on `channel_id`; its queue's sender (for
+/// [`SocketTx::cut_on_abort`]), or `None` when the channel is unknown or expired: the
+/// caller refuses the upgrade (the session is dropped unused).
 pub(crate) fn open_notifications(
     hub: Arc<Hub>,
     channel_id: String,
     session: Session,
     stream: MessageStream,
-) -> bool {
+) -> Option<SocketTx> {
     let socket_id = hub.next_socket_id();
     let tx = spawn_writer(
         session,
@@ -43,19 +44,20 @@ pub(crate) fn open_notifications(
         },
     );
     if !hub.attach_socket(&channel_id, socket_id, tx.clone()) {
-        return false;
+        return None;
     }
     let stream = stream
         .max_frame_size(MAX_CLIENT_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_CLIENT_FRAME);
     actix_rt::spawn(read_notifications(hub.clone(), channel_id.clone(), socket_id, stream, tx.clone()));
-    actix_rt::spawn(keep_notifications(hub, channel_id, socket_id, tx));
-    true
+    actix_rt::spawn(keep_notifications(hub, channel_id, socket_id, tx.clone()));
+    Some(tx)
 }
 
-/// Serves an analytics-stream socket: token, then filter, then events.
-pub(crate) fn open_analytics(hub: Arc<Hub>, session: Session, stream: MessageStream) {
+/// Serves an analytics-stream socket: token, then filter, then events. Returns its
+/// queue's sender (for [`SocketTx::cut_on_abort`]).
+pub(crate) fn open_analytics(hub: Arc<Hub>, session: Session, stream: MessageStream) -> SocketTx {
     let socket_id = hub.next_socket_id();
     let tx = spawn_writer(
         session,
@@ -73,7 +75,8 @@ pub(crate) fn open_analytics(hub: Arc<Hub>, session: Session, stream: MessageStr
         .aggregate_continuations()
         .max_continuation_size(MAX_CLIENT_FRAME);
     actix_rt::spawn(read_analytics(hub.clone(), socket_id, stream, tx.clone()));
-    actix_rt::spawn(keep_analytics(hub.settings.heartbeat_interval, tx));
+    actix_rt::spawn(keep_analytics(hub.settings.heartbeat_interval, tx.clone()));
+    tx
 }
 
 /// What a reader does with one client message.
