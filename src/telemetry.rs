@@ -21,11 +21,12 @@ fn level(level: LogLevel) -> Level {
 pub fn logger(format: LogFormat, min_level: LogLevel) -> (Logger, LogGuard) {
     let drain: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match format {
         LogFormat::Text => {
-            let decorator = slog_term::PlainDecorator::new(std::io::stderr());
+            // One write per line: stderr is unbuffered, and the decorator writes field by field.
+            let decorator = slog_term::PlainDecorator::new(std::io::LineWriter::new(std::io::stderr()));
             Box::new(slog_term::FullFormat::new(decorator).use_utc_timestamp().build().ignore_res())
         }
         LogFormat::Json => Box::new(
-            slog_json::Json::new(std::io::stderr())
+            slog_json::Json::new(std::io::LineWriter::new(std::io::stderr()))
                 .set_newlines(true)
                 .add_default_keys()
                 .build()

@@ -34,17 +34,29 @@ fn write_config(dir: &Path, sim: &SimHandle) -> std::path::PathBuf {
     config
 }
 
-fn start(config: &Path, log: &Path) -> Child {
-    Command::new(BINARY)
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("TIMELINED__GENESYS__CLIENT_SECRET", "restart-secret")
-        .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
-        .spawn()
-        .unwrap()
+/// A daemon process, killed when the test ends however it ends (no orphan left running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+fn start(config: &Path, log: &Path) -> Running {
+    Running(
+        Command::new(BINARY)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("TIMELINED__GENESYS__CLIENT_SECRET", "restart-secret")
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn wait_exit(Running(child): &mut Running) -> std::process::ExitStatus {
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(exit) = child.try_wait().unwrap() {
@@ -55,9 +67,9 @@ async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-async fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    wait_exit(child).await
+async fn terminate(daemon: &mut Running) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
+    wait_exit(daemon).await
 }
 
 fn saved_open(dir: &Path) -> usize {
@@ -92,7 +104,7 @@ async fn interrupted_run(seed: u64, kill: bool) -> (usize, String) {
     .await;
     assert!(!sim.finished(), "interrupted mid-stream");
     if kill {
-        first.kill().unwrap();
+        first.0.kill().unwrap();
         wait_exit(&mut first).await;
     } else {
         let exit = terminate(&mut first).await;
