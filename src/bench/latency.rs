@@ -10,7 +10,7 @@
 //! tick (`pipeline.tick`, which publishes what is due) and the hop to the consumer.
 
 use super::stats::{human_rate, millis, per_second, percentile, Summary};
-use super::{daemon_settings, file_logger_with, verdict, Scratch, SimThread};
+use super::{daemon_settings, file_logger_with, log_writes, verdict, Scratch, SimThread};
 use crate::daemon::Daemon;
 use crate::sim::{SimConfig, TransitionKey};
 use std::collections::HashMap;
@@ -43,9 +43,9 @@ pub struct Options {
     concurrency: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Log through a `BufWriter` (see `bench throughput --log-buffered`).
+    /// Log with one `write` per field (see `bench throughput --log-unbuffered`).
     #[arg(long)]
-    log_buffered: bool,
+    log_unbuffered: bool,
 }
 
 /// Notes when each join/leave reaches a consumer.
@@ -95,7 +95,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
          log to a file, JSONL sink, and a probe consumer",
         settings.pipeline.tick
     );
-    let (log, guard) = file_logger_with(&scratch.path("daemon.log"), options.log_buffered)?;
+    let (log, guard) = file_logger_with(&scratch.path("daemon.log"), log_writes(options.log_unbuffered))?;
     let taken = Arc::new(Mutex::new(Vec::new()));
     let probe: Box<dyn Output> = Box::new(Probe { taken: taken.clone() });
     let daemon = Daemon::start_with(&settings, log, vec![(Stage::Feed, probe)])?;

@@ -186,23 +186,35 @@ impl Drop for Scratch {
     }
 }
 
-/// A logger writing to `path` exactly as `timelined run` writes to stderr (text format,
-/// the same async drain: 16 Ki records, blocking when full), so that the log consumer
-/// costs what it costs in production when stderr is a file. Keep the guard alive.
+/// A logger writing to `path` as `timelined run` writes to stderr (`telemetry::logger`:
+/// text format through a `LineWriter` — one write per line —, the same async drain of
+/// 16 Ki records that blocks when full), so that the log consumer costs what it costs in
+/// production when stderr is a file. Keep the guard alive. (A copy of that setup: keep it
+/// in step with `telemetry.rs`.)
 pub(crate) fn file_logger(path: &Path) -> anyhow::Result<(Logger, slog_async::AsyncGuard)> {
-    file_logger_with(path, false)
+    file_logger_with(path, LogWrites::PerLine)
 }
 
-/// As [`file_logger`]; `buffered` puts a `BufWriter` between the formatter and the file
-/// (the formatter flushes once per record: one `write` per line instead of one per
-/// field), to measure what that change to `telemetry::logger` would give.
+/// How the log reaches its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogWrites {
+    /// Through a `LineWriter`: one `write` per line (as `telemetry::logger` does now).
+    PerLine,
+    /// Straight to the file: the formatter's every field is its own `write` (as
+    /// `telemetry::logger` did before it buffered stderr), to measure the difference.
+    PerField,
+}
+
+/// As [`file_logger`], with the given kind of writes.
 pub(crate) fn file_logger_with(
     path: &Path,
-    buffered: bool,
+    writes: LogWrites,
 ) -> anyhow::Result<(Logger, slog_async::AsyncGuard)> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let writer: Box<dyn std::io::Write + Send> =
-        if buffered { Box::new(std::io::BufWriter::new(file)) } else { Box::new(file) };
+    let writer: Box<dyn std::io::Write + Send> = match writes {
+        LogWrites::PerLine => Box::new(std::io::LineWriter::new(file)),
+        LogWrites::PerField => Box::new(file),
+    };
     let decorator = slog_term::PlainDecorator::new(writer);
     let drain = slog_term::FullFormat::new(decorator).use_utc_timestamp().build().ignore_res();
     let (drain, guard) = slog_async::Async::new(drain.filter_level(slog::Level::Info).ignore_res())
@@ -211,6 +223,15 @@ pub(crate) fn file_logger_with(
         .thread_name("timelined-log".into())
         .build_with_guard();
     Ok((Logger::root(drain.ignore_res(), o!()), guard))
+}
+
+/// `--log-unbuffered` → [`LogWrites::PerField`].
+pub(crate) fn log_writes(unbuffered: bool) -> LogWrites {
+    if unbuffered {
+        LogWrites::PerField
+    } else {
+        LogWrites::PerLine
+    }
 }
 
 /// The daemon's settings for a benchmark: defaults (mailboxes, backoff, reorder window)
