@@ -24,7 +24,7 @@ use timelined_actors::timeline::actor::{
     Alive, CloseAll, ConsumerLink, Drain, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
 use timelined_actors::timeline::state::{self, StateError};
-use timelined_actors::timeline::{GapLedger, Timeline, TimelineBook, TimelineRules};
+use timelined_actors::timeline::{GapLedger, OpenTimelines, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct Daemon {
     http: actix_web::dev::ServerHandle,
     pub metrics: Arc<Metrics>,
     /// Every open timeline, read-only for the HTTP side.
-    pub timelines: Arc<DashMap<String, Timeline>>,
+    pub timelines: Arc<OpenTimelines>,
     pub liveness: Arc<Liveness>,
     pub health: Arc<Health>,
     probe: Probe,
@@ -389,7 +389,7 @@ impl Probe {
 /// resumed timelines marked with a gap to backfill; those a sink already holds left closed).
 fn resume(
     settings: &Settings,
-    timelines: Arc<DashMap<String, Timeline>>,
+    timelines: Arc<OpenTimelines>,
     log: &Logger,
 ) -> Result<TimelineBook, DaemonError> {
     let mut book = TimelineBook::new(timeline_rules(settings), timelines);

@@ -167,7 +167,7 @@ async fn chaos_loses_no_timeline() {
         hidden.len()
     );
     for id in lost.iter().take(5) {
-        let open = fixture.daemon.timelines.get(id).map(|t| t.to_record());
+        let open = fixture.daemon.timelines.get(id.as_str()).map(|t| t.to_record());
         let want = truth.iter().find(|t| &t.conversation_id == id);
         println!(
             "LOST {id}: hidden {}, written {:?}\n  open {open:?}\n  truth {want:?}",

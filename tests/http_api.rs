@@ -24,7 +24,7 @@ fn install_crypto() {
 struct Served {
     base: String,
     metrics: Arc<Metrics>,
-    timelines: Arc<DashMap<String, Timeline>>,
+    timelines: Arc<DashMap<Arc<str>, Timeline>>,
     not_ready: Arc<Mutex<Option<String>>>,
     feed: Arc<Feed>,
     handle: actix_web::dev::ServerHandle,
@@ -158,10 +158,7 @@ async fn timelines_lists_open_then_recently_closed_and_finds_one_by_id() {
     let mut open = Timeline::new("open-1".into(), Instant::now());
     let details =
         EventDetails { purpose: Some("customer".into()), media: Some("voice".into()), ..Default::default() };
-    open.apply(
-        ParticipantEvent::new("open-1".into(), "p1".into(), Action::Joined, at(5), details),
-        Instant::now(),
-    );
+    open.apply(ParticipantEvent::new("open-1".into(), "p1", Action::Joined, at(5), details), Instant::now());
     served.timelines.insert("open-1".into(), open);
     FeedOutput(served.feed.clone()).closed(&closed_record("closed-1"), CloseReason::Ended).unwrap();
 

@@ -3,6 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use crate::compact::{CompactId, Symbol};
 
 pub use crate::record::EntryAction as Action;
 
@@ -21,45 +24,55 @@ impl Fingerprint {
         hasher.update(at.timestamp_millis().to_be_bytes());
         Fingerprint(hasher.finalize().into())
     }
+
+    /// The first 8 bytes: what a timeline keeps to recognise an event seen again (a
+    /// collision among one conversation's few events is out of reach).
+    pub fn short(&self) -> u64 {
+        let mut prefix = [0; 8];
+        prefix.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(prefix)
+    }
 }
 
-/// One participant joining or leaving one conversation, at an event time.
+/// One participant joining or leaving one conversation, at an event time. Cheap to make
+/// and to move: the conversation id is shared by the events of a frame, the participant id
+/// is packed, and the details are interned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParticipantEvent {
-    pub conversation: String,
-    pub participant: String,
+    pub conversation: Arc<str>,
+    pub participant: CompactId,
     pub action: Action,
     pub at: DateTime<Utc>,
-    pub purpose: Option<String>,
-    pub media: Option<String>,
-    pub user: Option<String>,
-    pub queue: Option<String>,
-    pub disconnect_type: Option<String>,
+    pub purpose: Option<Symbol>,
+    pub media: Option<Symbol>,
+    pub user: Option<Symbol>,
+    pub queue: Option<Symbol>,
+    pub disconnect_type: Option<Symbol>,
     pub fingerprint: Fingerprint,
 }
 
 /// The fields of an event besides its identity; the fingerprint is derived, never passed in.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct EventDetails {
-    pub purpose: Option<String>,
-    pub media: Option<String>,
-    pub user: Option<String>,
-    pub queue: Option<String>,
-    pub disconnect_type: Option<String>,
+    pub purpose: Option<Symbol>,
+    pub media: Option<Symbol>,
+    pub user: Option<Symbol>,
+    pub queue: Option<Symbol>,
+    pub disconnect_type: Option<Symbol>,
 }
 
 impl ParticipantEvent {
     pub fn new(
-        conversation: String,
-        participant: String,
+        conversation: Arc<str>,
+        participant: &str,
         action: Action,
         at: DateTime<Utc>,
         details: EventDetails,
     ) -> Self {
-        let fingerprint = Fingerprint::of(&conversation, &participant, action, at);
+        let fingerprint = Fingerprint::of(&conversation, participant, action, at);
         ParticipantEvent {
             conversation,
-            participant,
+            participant: CompactId::new(participant),
             action,
             at,
             purpose: details.purpose,
@@ -82,20 +95,18 @@ mod tests {
 
     #[test]
     fn fingerprint_depends_on_identity_only() {
-        let a = ParticipantEvent::new("c".into(), "p".into(), Action::Joined, at(5), EventDetails::default());
+        let a = ParticipantEvent::new("c".into(), "p", Action::Joined, at(5), EventDetails::default());
         let b = ParticipantEvent::new(
             "c".into(),
-            "p".into(),
+            "p",
             Action::Joined,
             at(5),
             EventDetails { purpose: Some("agent".into()), ..Default::default() },
         );
         assert_eq!(a.fingerprint, b.fingerprint);
-        let left =
-            ParticipantEvent::new("c".into(), "p".into(), Action::Left, at(5), EventDetails::default());
+        let left = ParticipantEvent::new("c".into(), "p", Action::Left, at(5), EventDetails::default());
         assert_ne!(a.fingerprint, left.fingerprint);
-        let later =
-            ParticipantEvent::new("c".into(), "p".into(), Action::Joined, at(6), EventDetails::default());
+        let later = ParticipantEvent::new("c".into(), "p", Action::Joined, at(6), EventDetails::default());
         assert_ne!(a.fingerprint, later.fingerprint);
         // Field boundaries matter: ("ab","c") is not ("a","bc").
         assert_ne!(

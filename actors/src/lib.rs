@@ -6,6 +6,7 @@
 
 pub mod backfill;
 pub mod backoff;
+pub mod compact;
 pub mod connection;
 pub mod consumer;
 pub mod event;

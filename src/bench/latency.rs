@@ -57,7 +57,7 @@ impl Output for Probe {
     fn update(&mut self, update: &TimelineUpdate) -> io::Result<()> {
         let at = Instant::now();
         let key = TransitionKey {
-            conversation: update.conversation_id.clone(),
+            conversation: update.conversation_id.to_string(),
             participant: update.entry.participant_id.clone(),
             joined: update.entry.action == EntryAction::Joined,
         };

@@ -56,6 +56,7 @@ pub fn run(figure: Figure) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
         println!("WARNING: a debug build; figures are only meaningful from `cargo run --release -- bench …`");
     }
+    println!("load average at start: {}", load_average());
     let system = actix_rt::System::new();
     system.block_on(async move {
         match figure {
@@ -65,7 +66,16 @@ pub fn run(figure: Figure) -> anyhow::Result<ExitCode> {
             Figure::Reconnect(options) => reconnect::run(options).await,
         }
     })?;
+    // Anything else busy on two cores moves these figures: say so next to them.
+    println!("load average at end: {}", load_average());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn command_line() -> String {

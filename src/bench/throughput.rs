@@ -185,7 +185,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     let mut sustained: Option<f64> = (saturated.drops == 0).then_some(daemon_rate);
-    let mut above: Option<(u64, Outcome)> = None;
+    let mut above: Vec<(u64, Outcome)> = Vec::new();
     let mut clean_up_to: Option<u64> = None;
     if !options.no_steps {
         println!();
@@ -198,7 +198,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             let (ok, outcome) = step(&sim, &rendered, rate, &options, dialect, &scratch).await?;
             if !ok {
                 bad = Some(rate);
-                above = Some((rate, outcome));
+                above.push((rate, outcome));
                 break;
             }
             good = Some(rate);
@@ -219,7 +219,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 sustained = Some(outcome.decoded_rate());
             } else {
                 bad = Some(middle);
-                above = Some((middle, outcome));
+                above.push((middle, outcome));
             }
         }
     }
@@ -235,20 +235,27 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ),
         None => println!("  max sustained with 0 drops: none of the steps"),
     }
-    match &above {
-        Some((rate, outcome)) => println!(
-            "  above it ({} events/s offered): {} events/s decoded, {} dropped ({:.3} % of offered)",
+    above.sort_by_key(|(rate, _)| *rate);
+    for (rate, outcome) in &above {
+        println!(
+            "  above it, {} events/s offered: {} decoded, {} dropped ({:.3} % of offered{})",
             human_rate(*rate as f64),
             human_rate(outcome.decoded_rate()),
             outcome.drops,
-            outcome.drop_share() * 100.0
-        ),
-        None => println!(
-            "  above it (saturation): {} dropped ({:.3} % of offered)",
-            saturated.drops,
-            saturated.drop_share() * 100.0
-        ),
+            outcome.drop_share() * 100.0,
+            if outcome.drops == 0 {
+                "; the daemon read slower than offered, holding the sender back"
+            } else {
+                ""
+            }
+        );
     }
+    println!(
+        "  at saturation: {} decoded, {} dropped ({:.3} % of offered)",
+        human_rate(saturated.decoded_rate()),
+        saturated.drops,
+        saturated.drop_share() * 100.0
+    );
     if !options.no_baseline {
         // The daemon's figure is what it sustains with no drops; at saturation it may drop.
         let sustained_share = ratio(sustained.unwrap_or(0.0), baseline_rate);

@@ -18,7 +18,6 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use dashmap::DashMap;
 use feed::Feed;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -26,13 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use timelined_actors::metrics::Metrics;
 use timelined_actors::record::TimelineRecord;
-use timelined_actors::timeline::Timeline;
+use timelined_actors::timeline::OpenTimelines;
 
 /// What the handlers read. Everything is shared with the running pipeline, read-only.
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// The open timelines (the TimelineActor's book).
-    pub timelines: Arc<DashMap<String, Timeline>>,
+    pub timelines: Arc<OpenTimelines>,
     /// `Ok` when ready to serve its purpose; else why not, in words for an operator.
     pub readiness: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     pub feed: Arc<Feed>,
@@ -214,7 +213,7 @@ async fn timelines(state: web::Data<HttpState>, query: web::Query<TimelinesQuery
 
 async fn timeline(state: web::Data<HttpState>, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
-    if let Some(open) = state.timelines.get(&id) {
+    if let Some(open) = state.timelines.get(id.as_str()) {
         let record = open.value().to_record();
         // Release the shard's lock before serialising.
         drop(open);

@@ -395,7 +395,7 @@ impl ConnectionActor {
                 }
                 self.metrics.events_received.inc_by(decoded.events.len() as u64);
                 if let Err(dropped) = self.links.timeline.send(ParticipantEvents(decoded.events)) {
-                    self.links.gaps.mark_all(dropped.message.0.iter().map(|e| e.conversation.as_str()));
+                    self.links.gaps.mark_all(dropped.message.0.iter().map(|e| &*e.conversation));
                     self.bad_input.dropped(&self.log, self.links.timeline.stage(), dropped.reason);
                 }
             }

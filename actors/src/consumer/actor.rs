@@ -12,11 +12,19 @@ use std::sync::Arc;
 #[derive(Clone, Message)]
 #[rtype(result = "()")]
 pub enum Publication {
-    Update(Arc<TimelineUpdate>),
+    /// Joins and leaves released together, in order.
+    Updates(Arc<Vec<TimelineUpdate>>),
     Closed(Arc<TimelineRecord>, CloseReason),
 }
 
-impl Weighted for Publication {}
+impl Weighted for Publication {
+    fn weight(&self) -> u64 {
+        match self {
+            Publication::Updates(updates) => updates.len() as u64,
+            Publication::Closed(..) => 1,
+        }
+    }
+}
 
 /// Flush buffered output; answers when done (shutdown).
 #[derive(Message)]
@@ -57,7 +65,10 @@ impl Handler<Publication> for ConsumerActor {
     fn handle(&mut self, publication: Publication, _: &mut Context<Self>) {
         self.inbox.received(publication.weight());
         let result = match &publication {
-            Publication::Update(update) => self.output.update(update),
+            Publication::Updates(updates) => {
+                // Every line is attempted; a failure is reported once (see `result`).
+                updates.iter().map(|update| self.output.update(update)).fold(Ok(()), Result::and)
+            }
             Publication::Closed(record, reason) => self.output.closed(record, *reason),
         };
         self.result(result);

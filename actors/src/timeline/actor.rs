@@ -1,10 +1,11 @@
 //! TimelineActor: owns every open timeline (the [`TimelineBook`], whose `DashMap` the HTTP
-//! side reads). It applies `ParticipantEvents`, and on its tick publishes what the
-//! reorder window releases and what has closed to every consumer, each through its own
-//! bounded mailbox.
+//! side reads). It applies `ParticipantEvents` and publishes each entry the moment its
+//! reorder window ends (a timer set for the oldest held entry, none at all with a window of
+//! zero); its tick closes what has ended. Everything goes to every consumer, each through
+//! its own bounded mailbox, the entries of one release as one message.
 
 use super::state::{self, StateError};
-use super::{Applied, GapCause, GapLedger, Tick, TimelineBook};
+use super::{Applied, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
 use crate::consumer::actor::Publication;
@@ -94,6 +95,8 @@ pub struct TimelineActor {
     /// When the last outage ended (the conversations open then were marked then).
     last_outage: Option<Instant>,
     redelivery: std::collections::VecDeque<(usize, Publication)>,
+    /// Set for when the oldest held entry's reorder window ends.
+    release_timer: Option<SpawnHandle>,
     inbox: Inbox,
     links: TimelineLinks,
     config: TimelineActorConfig,
@@ -123,6 +126,7 @@ impl TimelineActor {
             outage,
             last_outage,
             redelivery: Default::default(),
+            release_timer: None,
             inbox,
             links,
             config,
@@ -141,6 +145,22 @@ impl TimelineActor {
         let tick = self.book.tick(now);
         self.publish(tick);
         self.ask_backfills();
+    }
+
+    /// Publish what the reorder window lets go now, and set the timer for what it holds.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        let updates = self.book.release(Instant::now());
+        self.publish_updates(updates);
+        if self.release_timer.is_some() {
+            return;
+        }
+        if let Some(due) = self.book.next_release() {
+            let delay = due.saturating_duration_since(Instant::now());
+            self.release_timer = Some(ctx.run_later(delay, |act, ctx| {
+                act.release_timer = None;
+                act.release(ctx);
+            }));
+        }
     }
 
     /// Save the open timelines so that a SIGKILL loses at most one interval.
@@ -164,13 +184,16 @@ impl TimelineActor {
         }
     }
 
-    fn publish(&mut self, tick: Tick) {
-        for update in tick.updates {
-            if update.late {
-                self.metrics.late_events.inc();
-            }
-            self.broadcast(Publication::Update(Arc::new(update)));
+    fn publish_updates(&mut self, updates: Vec<TimelineUpdate>) {
+        if updates.is_empty() {
+            return;
         }
+        self.metrics.late_events.inc_by(updates.iter().filter(|u| u.late).count() as u64);
+        self.broadcast(Publication::Updates(Arc::new(updates)));
+    }
+
+    fn publish(&mut self, tick: Tick) {
+        self.publish_updates(tick.updates);
         for (record, reason) in tick.closed {
             self.metrics
                 .timelines_closed
@@ -187,7 +210,7 @@ impl TimelineActor {
     /// a closed timeline is kept and offered again on the next ticks — it is the product —
     /// unless its consumer is gone or too much is already waiting.
     fn broadcast(&mut self, publication: Publication) {
-        let is_update = matches!(publication, Publication::Update(_));
+        let is_update = matches!(publication, Publication::Updates(_));
         for index in 0..self.links.consumers.len() {
             if !is_update || self.links.consumers[index].wants_updates {
                 self.deliver(index, publication.clone());
@@ -209,7 +232,7 @@ impl TimelineActor {
                 }
                 Err(refused) => consumer.count_drop(refused.message, refused.reason),
             },
-            Publication::Update(_) => match consumer.send(publication) {
+            Publication::Updates(_) => match consumer.send(publication) {
                 Ok(()) => return,
                 Err(dropped) => dropped,
             },
@@ -242,7 +265,7 @@ impl Actor for TimelineActor {
 impl Handler<ParticipantEvents> for TimelineActor {
     type Result = ();
 
-    fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, _: &mut Context<Self>) {
+    fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, ctx: &mut Context<Self>) {
         self.inbox.received(events.len() as u64);
         let now = Instant::now();
         if let Some(latest) = events.iter().map(|e| e.at).max() {
@@ -258,6 +281,7 @@ impl Handler<ParticipantEvents> for TimelineActor {
                 }
             }
         }
+        self.release(ctx);
     }
 }
 
@@ -339,7 +363,8 @@ impl Handler<Discovered> for TimelineActor {
 impl Handler<BackfillResult> for TimelineActor {
     type Result = ();
 
-    fn handle(&mut self, result: BackfillResult, _: &mut Context<Self>) {
+    fn handle(&mut self, result: BackfillResult, ctx: &mut Context<Self>) {
         self.book.backfilled(&result.request, result.events, result.succeeded, Instant::now());
+        self.release(ctx);
     }
 }

@@ -3,12 +3,13 @@
 //! closed, and the gaps to backfill.
 
 use super::state::SavedState;
-use super::{Applied, GapCause, Timeline, TimelineRules};
-use crate::event::{Action, ParticipantEvent};
+use super::{millis, Applied, GapCause, Timeline, TimelineRules};
+use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ pub struct BackfillRequest {
 /// A published join or leave, for the log and the live feed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimelineUpdate {
-    pub conversation_id: String,
+    pub conversation_id: Arc<str>,
     pub entry: EntryRecord,
     /// Published after an entry with a later event time (it arrived past the window).
     pub late: bool,
@@ -46,31 +47,50 @@ pub struct Tick {
     pub closed: Vec<(TimelineRecord, CloseReason)>,
 }
 
+impl Tick {
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty() && self.closed.is_empty()
+    }
+}
+
+/// Every open timeline by conversation id: the TimelineActor writes it, the HTTP side reads it.
+pub type OpenTimelines = DashMap<Arc<str>, Timeline>;
+
 /// Every open timeline, plus tombstones of the recently closed.
+///
+/// Nothing here scans every open timeline in steady state, so the cost of an event does
+/// not grow with the number open: releases wait in arrival order (the reorder window is
+/// the same for all), and each timeline has one entry in a queue of checks ordered by when
+/// it is next due (end of its quiet period, verification, eviction).
 pub struct TimelineBook {
     rules: TimelineRules,
-    open: Arc<DashMap<String, Timeline>>,
-    /// Conversations holding entries in the reorder window: only these are visited for
-    /// release on every tick.
-    holding: HashSet<String>,
-    tombstones: HashMap<String, Instant>,
-    last_sweep: Option<Instant>,
+    open: Arc<OpenTimelines>,
+    /// Conversations that took an entry, in arrival order, with when it arrived.
+    releases: VecDeque<(Instant, Arc<str>)>,
+    /// When each open timeline is next due for a check. Only the entry equal to the
+    /// timeline's `check_at` is live; one left behind when that moved is skipped.
+    checks: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    tombstones: HashSet<Arc<str>>,
+    /// The tombstones in the order they were laid, with when: expired from the front.
+    tombstone_ages: VecDeque<(Instant, Arc<str>)>,
     backfills: Vec<BackfillRequest>,
     /// After a socket outage, conversations first seen before this are marked gapped.
     new_are_gapped_until: Option<Instant>,
 }
 
-/// Closing and eviction are checked at most this often: they scan every open timeline.
-const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a timeline that cannot close yet (entries held, a backfill awaited) is
+/// looked at again.
+const RECHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 impl TimelineBook {
-    pub fn new(rules: TimelineRules, open: Arc<DashMap<String, Timeline>>) -> Self {
+    pub fn new(rules: TimelineRules, open: Arc<OpenTimelines>) -> Self {
         TimelineBook {
             rules,
             open,
-            holding: HashSet::new(),
-            tombstones: HashMap::new(),
-            last_sweep: None,
+            releases: VecDeque::new(),
+            checks: BinaryHeap::new(),
+            tombstones: HashSet::new(),
+            tombstone_ages: VecDeque::new(),
             backfills: Vec::new(),
             new_are_gapped_until: None,
         }
@@ -81,41 +101,80 @@ impl TimelineBook {
     }
 
     pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
-        if self.tombstones.contains_key(&event.conversation) {
+        if self.tombstones.contains(&*event.conversation) {
             return Applied::AfterClose;
         }
-        let conversation = event.conversation.clone();
-        let first_seen = !self.open.contains_key(&conversation);
-        let at = event.at;
-        let applied = {
-            let mut timeline = self
-                .open
-                .entry(conversation.clone())
-                .or_insert_with(|| Timeline::new(conversation.clone(), now));
-            timeline.live_latest = Some(timeline.live_latest.map_or(at, |latest| latest.max(at)));
-            timeline.apply(event, now)
+        let at = millis(event.at);
+        let close_after = self.rules.close_after;
+        let (conversation, applied, first_seen, check) = match self.open.get_mut(&*event.conversation) {
+            Some(mut timeline) => {
+                timeline.live_latest = Some(timeline.live_latest.map_or(at, |latest| latest.max(at)));
+                let applied = timeline.apply(event, now);
+                // A timeline parked until its verification or eviction is due again at the
+                // end of this new quiet period.
+                let check = (applied == Applied::Accepted && timeline.check_at > now + close_after)
+                    .then(|| now + close_after);
+                if let Some(due) = check {
+                    timeline.check_at = due;
+                }
+                (timeline.conversation.clone(), applied, false, check)
+            }
+            None => {
+                let conversation = event.conversation.clone();
+                let mut timeline = Timeline::new(conversation.clone(), now);
+                timeline.live_latest = Some(at);
+                timeline.check_at = now + close_after;
+                let applied = timeline.apply(event, now);
+                self.open.insert(conversation.clone(), timeline);
+                (conversation, applied, true, Some(now + close_after))
+            }
         };
+        if let Some(due) = check {
+            self.checks.push(Reverse((due, conversation.clone())));
+        }
         if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
             self.mark_gap(&conversation, now, GapCause::Outage);
         }
         if applied == Applied::Accepted {
-            self.holding.insert(conversation);
+            self.held(conversation, now);
         }
         applied
+    }
+
+    /// `conversation` took an entry that waits out the reorder window from `now`.
+    fn held(&mut self, conversation: Arc<str>, now: Instant) {
+        // The events of one frame share their conversation: one release entry covers them.
+        let same =
+            self.releases.back().is_some_and(|(arrived, last)| *arrived == now && *last == conversation);
+        if !same {
+            self.releases.push_back((now, conversation));
+        }
+    }
+
+    /// Open `conversation` if it is not open yet (a gap before any event, a restored
+    /// state), with its first check due at the end of the quiet period.
+    fn open_if_new(&mut self, conversation: &str, now: Instant) {
+        if self.open.contains_key(conversation) {
+            return;
+        }
+        let conversation: Arc<str> = conversation.into();
+        let mut timeline = Timeline::new(conversation.clone(), now);
+        timeline.check_at = now + self.rules.close_after;
+        self.checks.push(Reverse((timeline.check_at, conversation.clone())));
+        self.open.insert(conversation, timeline);
     }
 
     /// Mark a conversation as having missed events; an unknown one is opened so that the
     /// gap is reported when it closes rather than lost. A closed one stays closed. The
     /// backfill to ask for is queued for [`TimelineBook::take_backfills`].
     pub fn mark_gap(&mut self, conversation: &str, now: Instant, cause: GapCause) {
-        if self.tombstones.contains_key(conversation) {
+        if self.tombstones.contains(conversation) {
             return;
         }
-        let epoch = self
-            .open
-            .entry(conversation.to_owned())
-            .or_insert_with(|| Timeline::new(conversation.to_owned(), now))
-            .mark_gap(cause);
+        self.open_if_new(conversation, now);
+        let Some(epoch) = self.open.get_mut(conversation).map(|mut timeline| timeline.mark_gap(cause)) else {
+            return;
+        };
         self.backfills.push(BackfillRequest { conversation: conversation.to_owned(), epoch });
     }
 
@@ -123,7 +182,7 @@ impl TimelineBook {
     /// missed events, and so may any conversation first seen within `grace` from now (it
     /// may have begun while nobody listened).
     pub fn socket_gap(&mut self, now: Instant, grace: Duration) {
-        let open: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        let open: Vec<Arc<str>> = self.open.iter().map(|t| t.key().clone()).collect();
         for conversation in &open {
             self.mark_gap(conversation, now, GapCause::Outage);
         }
@@ -144,12 +203,13 @@ impl TimelineBook {
         succeeded: bool,
         now: Instant,
     ) {
-        if self.tombstones.contains_key(&request.conversation) {
+        if self.tombstones.contains(request.conversation.as_str()) {
             return;
         }
-        let conversation = request.conversation.clone();
-        let mut timeline =
-            self.open.entry(conversation.clone()).or_insert_with(|| Timeline::new(conversation.clone(), now));
+        self.open_if_new(&request.conversation, now);
+        let Some(mut timeline) = self.open.get_mut(request.conversation.as_str()) else {
+            return;
+        };
         // Missed = an event the stream had already gone past. One later than anything the
         // stream delivered may just not have arrived yet: it proves nothing lost.
         let watermark = timeline.live_latest;
@@ -157,7 +217,7 @@ impl TimelineBook {
         let mut recovered = false;
         let mut accepted = false;
         for event in events {
-            let at = event.at;
+            let at = millis(event.at);
             if timeline.apply(event, now) == Applied::Accepted {
                 accepted = true;
                 recovered |= certain || watermark.is_none_or(|latest| at <= latest);
@@ -167,9 +227,10 @@ impl TimelineBook {
             timeline.recovered();
         }
         timeline.backfilled(request.epoch, succeeded);
+        let conversation = timeline.conversation.clone();
         drop(timeline);
         if accepted {
-            self.holding.insert(conversation);
+            self.held(conversation, now);
         }
     }
 
@@ -189,85 +250,97 @@ impl TimelineBook {
         self.open.iter().filter_map(|t| t.latest_entry_time()).max()
     }
 
-    /// Publish what the reorder window lets go, close what has ended or idled out.
-    pub fn tick(&mut self, now: Instant) -> Tick {
-        let mut tick = Tick::default();
+    /// When the oldest held entry's reorder window ends (the next [`TimelineBook::release`]
+    /// with something to publish).
+    pub fn next_release(&self) -> Option<Instant> {
+        self.releases.front().map(|(arrived, _)| *arrived + self.rules.reorder_window)
+    }
+
+    /// Publish what the reorder window lets go, in event-time order per conversation.
+    pub fn release(&mut self, now: Instant) -> Vec<TimelineUpdate> {
         let window = self.rules.reorder_window;
-        let mut drained = Vec::new();
-        for conversation in &self.holding {
-            let Some(mut timeline) = self.open.get_mut(conversation) else {
-                drained.push(conversation.clone());
+        let mut updates = Vec::new();
+        while let Some((arrived, _)) = self.releases.front() {
+            if now.saturating_duration_since(*arrived) < window {
+                break;
+            }
+            let Some((_, conversation)) = self.releases.pop_front() else {
+                break;
+            };
+            let Some(mut timeline) = self.open.get_mut(&conversation) else {
                 continue;
             };
-            let last_published = timeline.published.last().map(|e| e.sort_key_owned());
-            let released = timeline.release(now, window);
-            let mut previous = last_published;
-            for entry in released {
-                let key = entry.sort_key_owned();
-                let late = previous.as_ref().is_some_and(|p| key < *p);
-                if !late {
-                    previous = Some(key);
-                }
-                tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
-            }
-            if !timeline.has_held() {
-                drained.push(conversation.clone());
+            for (entry, late) in timeline.release(now, window) {
+                updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
             }
         }
-        for conversation in drained {
-            self.holding.remove(&conversation);
+        updates
+    }
+
+    /// Publish what the reorder window lets go; close what has ended or idled out, and ask
+    /// for the backfills that quiet timelines call for.
+    pub fn tick(&mut self, now: Instant) -> Tick {
+        let mut tick = Tick { updates: self.release(now), closed: Vec::new() };
+        while let Some(Reverse((due, _))) = self.checks.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((due, conversation))) = self.checks.pop() else {
+                break;
+            };
+            self.check(&conversation, due, now, &mut tick);
         }
-        if self.last_sweep.is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL) {
-            self.last_sweep = Some(now);
-            self.sweep(now, &mut tick);
+        let ttl = self.rules.tombstone_ttl;
+        while self.tombstone_ages.front().is_some_and(|(laid, _)| now.saturating_duration_since(*laid) >= ttl)
+        {
+            if let Some((_, conversation)) = self.tombstone_ages.pop_front() {
+                self.tombstones.remove(&conversation);
+            }
         }
         tick
     }
 
-    fn sweep(&mut self, now: Instant, tick: &mut Tick) {
+    /// A timeline's check came due: close it, evict it, or ask for what its quiet calls
+    /// for; then set its next check.
+    fn check(&mut self, conversation: &Arc<str>, due: Instant, now: Instant, tick: &mut Tick) {
         let rules = &self.rules;
-        let finished: Vec<(String, CloseReason)> = self
-            .open
-            .iter()
-            .filter_map(|t| {
-                if t.closable(now, rules) {
-                    Some((t.key().clone(), CloseReason::Ended))
-                } else if t.idle(now, rules) {
-                    Some((t.key().clone(), CloseReason::Idle))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        for (conversation, reason) in finished {
-            self.close(&conversation, reason, now, tick);
-        }
-        let rules = self.rules.clone();
-        // A leave whose join never came (past the quiet period) proves events were missed —
-        // a conversation first seen mid-way. Backfill it, once.
-        self.mark_suspect_where(now, |t| t.shows_missed_joins(now, &rules), |t| t.orphans_backfilled = true);
-        // A conversation quiet for long may have ended unseen (its last frames lost with
-        // no other trace): ask once per quiet stretch.
-        self.mark_suspect_where(now, |t| t.needs_verifying(now, &rules), |t| t.verified_while_quiet = true);
-        let ttl = self.rules.tombstone_ttl;
-        self.tombstones.retain(|_, closed| now.saturating_duration_since(*closed) < ttl);
-    }
-
-    /// Mark every open timeline `select` picks with a suspected gap, after `note` records
-    /// that it was asked (so it is asked once). The stream is live meanwhile, so what the
-    /// backfill brings counts as missed only if the stream had gone past it.
-    fn mark_suspect_where(
-        &mut self,
-        now: Instant,
-        select: impl Fn(&Timeline) -> bool,
-        note: impl Fn(&mut Timeline),
-    ) {
-        let picked: Vec<String> = self.open.iter().filter(|t| select(t)).map(|t| t.key().clone()).collect();
-        for conversation in picked {
-            if let Some(mut timeline) = self.open.get_mut(&conversation) {
-                note(&mut timeline);
+        let (close, suspect) = {
+            let Some(mut timeline) = self.open.get_mut(conversation) else {
+                return;
+            };
+            if timeline.check_at != due {
+                return;
             }
-            self.mark_gap(&conversation, now, GapCause::Outage);
+            if timeline.closable(now, rules) {
+                (Some(CloseReason::Ended), false)
+            } else if timeline.idle(now, rules) {
+                (Some(CloseReason::Idle), false)
+            } else if timeline.shows_missed_joins(now, rules) {
+                // A leave whose join never came (past the quiet period) proves events were
+                // missed — a conversation first seen mid-way. Backfill it, once.
+                timeline.orphans_backfilled = true;
+                (None, true)
+            } else if timeline.needs_verifying(now, rules) {
+                // Quiet for long, it may have ended unseen (its last frames lost with no
+                // other trace): ask once per quiet stretch.
+                timeline.verified_while_quiet = true;
+                (None, true)
+            } else {
+                (None, false)
+            }
+        };
+        if let Some(reason) = close {
+            self.close(conversation, reason, now, tick);
+            return;
+        }
+        if suspect {
+            // The stream is live meanwhile, so what the backfill brings counts as missed
+            // only if the stream had gone past it.
+            self.mark_gap(conversation, now, GapCause::Outage);
+        }
+        if let Some(mut timeline) = self.open.get_mut(conversation) {
+            timeline.check_at = timeline.next_check(now, &self.rules, RECHECK_INTERVAL);
+            self.checks.push(Reverse((timeline.check_at, conversation.clone())));
         }
     }
 
@@ -276,19 +349,24 @@ impl TimelineBook {
             return;
         };
         // Whatever is still held is published now, in order, before the summary.
-        for entry in timeline.release(now, Duration::ZERO) {
-            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late: false });
+        for (entry, late) in timeline.release(now, Duration::ZERO) {
+            tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
         }
-        self.holding.remove(&conversation);
         tick.closed.push((timeline.to_record(), reason));
-        self.tombstones.insert(conversation, now);
+        self.lay_tombstone(conversation, now);
+    }
+
+    fn lay_tombstone(&mut self, conversation: Arc<str>, now: Instant) {
+        if self.tombstones.insert(conversation.clone()) {
+            self.tombstone_ages.push_back((now, conversation));
+        }
     }
 
     /// Close, without waiting out the quiet period, every timeline whose participants have
     /// all left (shutdown: what is complete is written, the rest is saved).
     pub fn close_finished(&mut self, now: Instant) -> Tick {
         let mut tick = Tick::default();
-        let finished: Vec<String> =
+        let finished: Vec<Arc<str>> =
             self.open.iter().filter(|t| t.finished()).map(|t| t.key().clone()).collect();
         for conversation in finished {
             self.close(&conversation, CloseReason::Ended, now, &mut tick);
@@ -299,14 +377,10 @@ impl TimelineBook {
     /// Publish every held entry now, whatever the reorder window says (shutdown).
     pub fn release_all(&mut self, now: Instant) -> Tick {
         let mut tick = Tick::default();
-        for conversation in std::mem::take(&mut self.holding) {
+        for (_, conversation) in std::mem::take(&mut self.releases) {
             if let Some(mut timeline) = self.open.get_mut(&conversation) {
-                for entry in timeline.release(now, Duration::ZERO) {
-                    tick.updates.push(TimelineUpdate {
-                        conversation_id: conversation.clone(),
-                        entry,
-                        late: false,
-                    });
+                for (entry, late) in timeline.release(now, Duration::ZERO) {
+                    tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
                 }
             }
         }
@@ -317,7 +391,7 @@ impl TimelineBook {
     /// tombstones.
     pub fn saved_state(&self) -> SavedState {
         let open = self.open.iter().map(|t| t.to_record()).collect();
-        let closed = self.tombstones.keys().cloned().collect();
+        let closed = self.tombstones.iter().map(|c| c.to_string()).collect();
         SavedState::new(open, closed)
     }
 
@@ -326,15 +400,18 @@ impl TimelineBook {
     /// closed. Everything reopened is marked with a gap, to be backfilled: events were
     /// missed while the daemon was down.
     pub fn restore(&mut self, state: SavedState, already_closed: &HashSet<String>, now: Instant) -> usize {
-        for conversation in state.closed.into_iter().chain(already_closed.iter().cloned()) {
-            self.tombstones.insert(conversation, now);
+        for conversation in state.closed.iter().chain(already_closed.iter()) {
+            self.lay_tombstone(conversation.as_str().into(), now);
         }
         let mut restored = 0;
         for record in state.open {
-            if self.tombstones.contains_key(&record.conversation_id) {
+            if self.tombstones.contains(record.conversation_id.as_str()) {
                 continue;
             }
-            self.open.insert(record.conversation_id.clone(), Timeline::restore(record, now));
+            let mut timeline = Timeline::restore(record, now);
+            timeline.check_at = now + self.rules.close_after;
+            self.checks.push(Reverse((timeline.check_at, timeline.conversation.clone())));
+            self.open.insert(timeline.conversation.clone(), timeline);
             restored += 1;
         }
         restored
@@ -344,17 +421,11 @@ impl TimelineBook {
     /// complete, the rest flagged incomplete.
     pub fn close_all(&mut self, now: Instant) -> Tick {
         let mut tick = Tick::default();
-        let conversations: Vec<String> = self.open.iter().map(|t| t.key().clone()).collect();
+        let conversations: Vec<Arc<str>> = self.open.iter().map(|t| t.key().clone()).collect();
         for conversation in conversations {
             self.close(&conversation, CloseReason::Shutdown, now, &mut tick);
         }
         tick
-    }
-}
-
-impl EntryRecord {
-    fn sort_key_owned(&self) -> (DateTime<Utc>, Action, String) {
-        (self.at, self.action, self.participant_id.clone())
     }
 }
 

@@ -9,14 +9,13 @@ pub mod actor;
 mod book;
 pub mod state;
 
-pub use book::{BackfillRequest, CloseReason, GapLedger, Tick, TimelineBook, TimelineUpdate};
+pub use book::{BackfillRequest, CloseReason, GapLedger, OpenTimelines, Tick, TimelineBook, TimelineUpdate};
 
+use crate::compact::{CompactId, Symbol};
 use crate::event::{Action, Fingerprint, ParticipantEvent};
 use crate::record::{EntryRecord, ParticipantRecord, TimelineRecord};
 use chrono::{DateTime, Utc};
-
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The closing rules (`[pipeline]` settings).
@@ -50,54 +49,102 @@ impl Default for TimelineRules {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct ParticipantState {
-    purpose: Option<String>,
-    user: Option<String>,
-    queue: Option<String>,
-    joined_at: Option<DateTime<Utc>>,
-    left_at: Option<DateTime<Utc>>,
-    disconnect_type: Option<String>,
+/// Event times are kept as milliseconds since the epoch, the precision of every output.
+type Millis = i64;
+
+fn millis(at: DateTime<Utc>) -> Millis {
+    at.timestamp_millis()
 }
 
+fn time(at: Millis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at).unwrap_or_default()
+}
+
+/// One participant as far as it is known. Interned details and a packed id keep it at
+/// 72 bytes: a timeline is mostly its participants (issue 5: ≤ 1 KiB per conversation).
 #[derive(Clone, Debug)]
+struct ParticipantState {
+    id: CompactId,
+    purpose: Option<Symbol>,
+    user: Option<Symbol>,
+    queue: Option<Symbol>,
+    disconnect_type: Option<Symbol>,
+    joined_at: Option<Millis>,
+    left_at: Option<Millis>,
+}
+
+impl ParticipantState {
+    fn slot(&self, action: Action) -> Option<Millis> {
+        match action {
+            Action::Joined => self.joined_at,
+            Action::Left => self.left_at,
+        }
+    }
+
+    fn entry(&self, action: Action) -> Option<EntryRecord> {
+        self.slot(action).map(|at| EntryRecord {
+            at: time(at),
+            action,
+            participant_id: self.id.to_string(),
+            purpose: self.purpose.map(|p| p.as_str().to_owned()),
+        })
+    }
+}
+
+/// A join or leave not yet published: which participant's, and when it arrived.
+#[derive(Clone, Copy, Debug)]
 struct HeldEntry {
-    entry: EntryRecord,
+    participant: u16,
+    action: Action,
     arrived: Instant,
 }
 
-/// One conversation being rebuilt.
+/// Where an entry sits in event-time order (its participant by index into `participants`).
+#[derive(Clone, Copy, Debug)]
+struct EntryKey {
+    at: Millis,
+    action: Action,
+    participant: u16,
+}
+
+/// One conversation being rebuilt. Its entries are not stored twice: each is a
+/// participant's join or leave, published unless it is still `held`.
 #[derive(Clone, Debug)]
 pub struct Timeline {
-    conversation: String,
-    media: BTreeSet<String>,
-    participants: BTreeMap<String, ParticipantState>,
-    seen: HashSet<Fingerprint>,
+    conversation: Arc<str>,
+    participants: Vec<ParticipantState>,
+    media: Vec<Symbol>,
+    /// Short SHA-256 fingerprints of the events taken (see [`Fingerprint::short`]).
+    seen: Vec<u64>,
     held: Vec<HeldEntry>,
-    published: Vec<EntryRecord>,
+    /// The latest entry (in event-time order) published so far: an entry released after it
+    /// that sorts before it is late.
+    last_published: Option<EntryKey>,
     gaps: u32,
     /// Increases with every gap; a backfill heals the gaps up to the epoch it was asked for.
     gap_epoch: u32,
     /// The epoch the last successful backfill covered.
     healed_epoch: u32,
+    /// Gaps marked since the last backfill answer: suspected until a backfill shows what
+    /// was missed.
+    suspected: u32,
     /// A backfill was asked for and has not answered: do not close yet.
     backfill_pending: bool,
     /// A backfill was asked for because a leave came without its join (asked once).
     orphans_backfilled: bool,
     /// Checked over REST since its last event (see `TimelineRules::verify_after`).
     verified_while_quiet: bool,
-    /// When this conversation was first seen (opened).
-    first_seen: Instant,
-    /// The latest event time the live stream delivered for this conversation: a backfilled
-    /// event before it was missed; one after it may only be ahead of the stream.
-    live_latest: Option<DateTime<Utc>>,
-    /// Gaps marked since the last backfill answer: suspected until a backfill shows what
-    /// was missed.
-    suspected: u32,
     recovered_since_gap: bool,
     /// A suspected gap has a cause that proves a loss (see [`GapCause`]).
     certain_loss: bool,
+    /// The latest event time the live stream delivered for this conversation: a backfilled
+    /// event before it was missed; one after it may only be ahead of the stream.
+    live_latest: Option<Millis>,
+    /// When this conversation was first seen (opened).
+    first_seen: Instant,
     last_arrival: Instant,
+    /// When the book next looks at it for closing, eviction and its quiet checks.
+    check_at: Instant,
 }
 
 /// Why a conversation is marked with a gap — which decides what a backfill must bring to
@@ -126,56 +173,53 @@ pub enum Applied {
 }
 
 impl Timeline {
-    pub fn new(conversation: String, now: Instant) -> Self {
+    pub fn new(conversation: Arc<str>, now: Instant) -> Self {
         Timeline {
             conversation,
-            media: BTreeSet::new(),
-            participants: BTreeMap::new(),
-            seen: HashSet::new(),
+            participants: Vec::new(),
+            media: Vec::new(),
+            seen: Vec::new(),
             held: Vec::new(),
-            published: Vec::new(),
+            last_published: None,
             gaps: 0,
             gap_epoch: 0,
             healed_epoch: 0,
+            suspected: 0,
             backfill_pending: false,
             orphans_backfilled: false,
             verified_while_quiet: false,
-            live_latest: None,
-            first_seen: now,
-            suspected: 0,
             recovered_since_gap: false,
             certain_loss: false,
+            live_latest: None,
+            first_seen: now,
             last_arrival: now,
+            check_at: now,
         }
     }
 
     /// Rebuild a timeline saved by [`TimelineBook::saved_state`]: its entries count as
     /// published (they were logged before the restart).
     pub fn restore(record: TimelineRecord, now: Instant) -> Self {
-        let mut timeline = Timeline::new(record.conversation_id.clone(), now);
-        timeline.media = record.media_types.into_iter().collect();
+        let mut timeline = Timeline::new(record.conversation_id.as_str().into(), now);
+        timeline.media = record.media_types.into_iter().map(Symbol::from).collect();
         for p in record.participants {
             for (action, at) in [(Action::Joined, p.joined_at), (Action::Left, p.left_at)] {
                 if let Some(at) = at {
-                    timeline.seen.insert(Fingerprint::of(
-                        &record.conversation_id,
-                        &p.participant_id,
-                        action,
-                        at,
-                    ));
+                    let fingerprint = Fingerprint::of(&record.conversation_id, &p.participant_id, action, at);
+                    timeline.seen.push(fingerprint.short());
                 }
             }
-            let state = ParticipantState {
-                purpose: p.purpose,
-                user: p.user_id,
-                queue: p.queue_id,
-                joined_at: p.joined_at,
-                left_at: p.left_at,
-                disconnect_type: p.disconnect_type,
-            };
-            timeline.participants.insert(p.participant_id, state);
+            timeline.participants.push(ParticipantState {
+                id: CompactId::new(&p.participant_id),
+                purpose: p.purpose.map(Symbol::from),
+                user: p.user_id.map(Symbol::from),
+                queue: p.queue_id.map(Symbol::from),
+                joined_at: p.joined_at.map(millis),
+                left_at: p.left_at.map(millis),
+                disconnect_type: p.disconnect_type.map(Symbol::from),
+            });
         }
-        timeline.published = record.entries;
+        timeline.last_published = timeline.entry_keys().max_by(|a, b| timeline.order(a, b));
         timeline.gaps = record.gaps;
         if record.gaps > 0 && !record.healed {
             timeline.gap_epoch = 1;
@@ -191,7 +235,7 @@ impl Timeline {
             && now.saturating_duration_since(self.last_arrival) >= rules.close_after
             && !self.has_held()
             && !self.backfill_pending
-            && self.participants.values().any(|p| p.left_at.is_some() && p.joined_at.is_none())
+            && self.participants.iter().any(|p| p.left_at.is_some() && p.joined_at.is_none())
     }
 
     /// Quiet for `verify_after`, not checked since, nothing awaited: worth asking the API
@@ -209,7 +253,7 @@ impl Timeline {
     }
 
     pub fn latest_entry_time(&self) -> Option<DateTime<Utc>> {
-        self.published.iter().chain(self.held.iter().map(|h| &h.entry)).map(|e| e.at).max()
+        self.participants.iter().flat_map(|p| [p.joined_at, p.left_at]).flatten().max().map(time)
     }
 
     pub fn conversation(&self) -> &str {
@@ -217,10 +261,28 @@ impl Timeline {
     }
 
     pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
-        if !self.seen.insert(event.fingerprint) {
+        let fingerprint = event.fingerprint.short();
+        if self.seen.contains(&fingerprint) {
             return Applied::Duplicate;
         }
-        let state = self.participants.entry(event.participant.clone()).or_default();
+        let index = match self.participants.iter().position(|p| p.id == event.participant) {
+            Some(index) => index,
+            None if self.participants.len() < usize::from(u16::MAX) => {
+                self.participants.push(ParticipantState {
+                    id: event.participant,
+                    purpose: None,
+                    user: None,
+                    queue: None,
+                    disconnect_type: None,
+                    joined_at: None,
+                    left_at: None,
+                });
+                self.participants.len() - 1
+            }
+            // Beyond any real conversation: a stream that does this is not one to trust.
+            None => return Applied::Duplicate,
+        };
+        let state = &mut self.participants[index];
         let slot = match event.action {
             Action::Joined => &mut state.joined_at,
             Action::Left => &mut state.left_at,
@@ -228,41 +290,70 @@ impl Timeline {
         if slot.is_some() {
             return Applied::Duplicate;
         }
-        *slot = Some(event.at);
+        *slot = Some(millis(event.at));
+        self.seen.push(fingerprint);
         self.verified_while_quiet = false;
-        fill(&mut state.purpose, event.purpose.clone());
+        fill(&mut state.purpose, event.purpose);
         fill(&mut state.user, event.user);
         fill(&mut state.queue, event.queue);
         if event.action == Action::Left {
             fill(&mut state.disconnect_type, event.disconnect_type);
         }
-        if let Some(media) = event.media {
-            self.media.insert(media);
+        if let Some(media) = event.media.filter(|media| !self.media.contains(media)) {
+            self.media.push(media);
         }
-        self.held.push(HeldEntry {
-            entry: EntryRecord {
-                at: event.at,
-                action: event.action,
-                participant_id: event.participant,
-                purpose: event.purpose,
-            },
-            arrived: now,
-        });
+        self.held.push(HeldEntry { participant: index as u16, action: event.action, arrived: now });
         self.last_arrival = now;
         Applied::Accepted
     }
 
-    /// Entries whose reorder window has passed, in event-time order. An entry never
-    /// overtakes an earlier (event-time) entry that is still held.
-    fn release(&mut self, now: Instant, window: Duration) -> Vec<EntryRecord> {
+    fn key(&self, held: &HeldEntry) -> EntryKey {
+        let at = self.participants[usize::from(held.participant)].slot(held.action).unwrap_or_default();
+        EntryKey { at, action: held.action, participant: held.participant }
+    }
+
+    /// Event time, then leave before join, then participant id: [`EntryRecord::sort_key`].
+    fn order(&self, a: &EntryKey, b: &EntryKey) -> std::cmp::Ordering {
+        let id = |key: &EntryKey| &self.participants[usize::from(key.participant)].id;
+        (a.at, a.action).cmp(&(b.at, b.action)).then_with(|| id(a).cmp(id(b)))
+    }
+
+    /// Every entry, held or not, unsorted.
+    fn entry_keys(&self) -> impl Iterator<Item = EntryKey> + '_ {
+        self.participants.iter().enumerate().flat_map(|(index, p)| {
+            [(Action::Joined, p.joined_at), (Action::Left, p.left_at)]
+                .into_iter()
+                .filter_map(move |(action, at)| Some(EntryKey { at: at?, action, participant: index as u16 }))
+        })
+    }
+
+    /// Entries whose reorder window has passed, in event-time order, each with whether it
+    /// is late (it sorts before an entry published earlier). An entry never overtakes an
+    /// earlier (event-time) entry that is still held.
+    fn release(&mut self, now: Instant, window: Duration) -> Vec<(EntryRecord, bool)> {
         if self.held.is_empty() {
             return Vec::new();
         }
-        self.held.sort_by(|a, b| a.entry.sort_key().cmp(&b.entry.sort_key()));
-        let ready =
-            self.held.iter().take_while(|held| now.saturating_duration_since(held.arrived) >= window).count();
-        let released: Vec<EntryRecord> = self.held.drain(..ready).map(|held| held.entry).collect();
-        self.published.extend(released.iter().cloned());
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by(|a, b| self.order(&self.key(a), &self.key(b)));
+        let ready = held.iter().take_while(|h| now.saturating_duration_since(h.arrived) >= window).count();
+        let mut released = Vec::with_capacity(ready);
+        for entry in held.drain(..ready) {
+            let key = self.key(&entry);
+            let late = self.last_published.is_some_and(|last| self.order(&key, &last).is_lt());
+            if !late {
+                self.last_published = Some(key);
+            }
+            let participant = &self.participants[usize::from(entry.participant)];
+            if let Some(record) = participant.entry(entry.action) {
+                released.push((record, late));
+            }
+        }
+        // What stays held keeps its buffer; an emptied one gives it back (most timelines
+        // spend most of their life holding nothing).
+        if !held.is_empty() {
+            self.held = held;
+        }
         released
     }
 
@@ -273,7 +364,7 @@ impl Timeline {
     /// Every participant seen has both joined and left.
     fn all_left(&self) -> bool {
         !self.participants.is_empty()
-            && self.participants.values().all(|p| p.joined_at.is_some() && p.left_at.is_some())
+            && self.participants.iter().all(|p| p.joined_at.is_some() && p.left_at.is_some())
     }
 
     fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
@@ -282,6 +373,24 @@ impl Timeline {
 
     fn idle(&self, now: Instant, rules: &TimelineRules) -> bool {
         now.saturating_duration_since(self.last_arrival) >= rules.idle_timeout
+    }
+
+    /// When this timeline next needs looking at, having just been looked at `now`: the end
+    /// of its quiet period; while something is held or awaited, soon again; then when it
+    /// is due for verifying, or for eviction.
+    fn next_check(&self, now: Instant, rules: &TimelineRules, poll: Duration) -> Instant {
+        let quiet_ends = self.last_arrival + rules.close_after;
+        let idle_at = self.last_arrival + rules.idle_timeout;
+        let next = if quiet_ends > now {
+            quiet_ends
+        } else if self.has_held() || self.backfill_pending {
+            now + poll
+        } else if !self.verified_while_quiet {
+            (self.last_arrival + rules.verify_after).min(idle_at)
+        } else {
+            idle_at
+        };
+        next.max(now + Duration::from_millis(1))
     }
 
     /// Record that events of this conversation were missed (dropped, sent while no
@@ -329,20 +438,23 @@ impl Timeline {
 
     /// The timeline as it stands, in the output schema. Held entries are included, in order.
     pub fn to_record(&self) -> TimelineRecord {
-        let mut entries: Vec<EntryRecord> =
-            self.published.iter().chain(self.held.iter().map(|h| &h.entry)).cloned().collect();
-        entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        let mut keys: Vec<EntryKey> = self.entry_keys().collect();
+        keys.sort_by(|a, b| self.order(a, b));
+        let entries = keys
+            .iter()
+            .filter_map(|key| self.participants[usize::from(key.participant)].entry(key.action))
+            .collect();
         let mut participants: Vec<ParticipantRecord> = self
             .participants
             .iter()
-            .map(|(id, p)| ParticipantRecord {
-                participant_id: id.clone(),
-                purpose: p.purpose.clone(),
-                user_id: p.user.clone(),
-                queue_id: p.queue.clone(),
-                joined_at: p.joined_at,
-                left_at: p.left_at,
-                disconnect_type: p.disconnect_type.clone(),
+            .map(|p| ParticipantRecord {
+                participant_id: p.id.to_string(),
+                purpose: p.purpose.map(|s| s.as_str().to_owned()),
+                user_id: p.user.map(|s| s.as_str().to_owned()),
+                queue_id: p.queue.map(|s| s.as_str().to_owned()),
+                joined_at: p.joined_at.map(time),
+                left_at: p.left_at.map(time),
+                disconnect_type: p.disconnect_type.map(|s| s.as_str().to_owned()),
             })
             .collect();
         participants.sort_by(|a, b| {
@@ -353,12 +465,14 @@ impl Timeline {
             ))
         });
         let all_left = self.all_left();
+        let mut media_types: Vec<String> = self.media.iter().map(|m| m.as_str().to_owned()).collect();
+        media_types.sort();
         TimelineRecord {
-            conversation_id: self.conversation.clone(),
-            media_types: self.media.iter().cloned().collect(),
-            started_at: self.participants.values().filter_map(|p| p.joined_at).min(),
+            conversation_id: self.conversation.to_string(),
+            media_types,
+            started_at: self.participants.iter().filter_map(|p| p.joined_at).min().map(time),
             ended_at: if all_left {
-                self.participants.values().filter_map(|p| p.left_at).max()
+                self.participants.iter().filter_map(|p| p.left_at).max().map(time)
             } else {
                 None
             },
@@ -372,7 +486,7 @@ impl Timeline {
 }
 
 /// First value seen wins: a later snapshot never rewrites who a participant was.
-fn fill(slot: &mut Option<String>, value: Option<String>) {
+fn fill(slot: &mut Option<Symbol>, value: Option<Symbol>) {
     if slot.is_none() {
         *slot = value;
     }

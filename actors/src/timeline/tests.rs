@@ -12,13 +12,13 @@ fn at(ms: i64) -> DateTime<Utc> {
 fn event(participant: &str, action: Action, ms: i64, purpose: &str) -> ParticipantEvent {
     ParticipantEvent::new(
         "conv-1".into(),
-        participant.into(),
+        participant,
         action,
         at(ms),
         EventDetails {
             purpose: Some(purpose.into()),
             media: Some("voice".into()),
-            disconnect_type: (action == Action::Left).then(|| "peer".to_string()),
+            disconnect_type: (action == Action::Left).then(|| "peer".into()),
             ..Default::default()
         },
     )
@@ -221,7 +221,7 @@ fn a_gap_is_healed_by_a_backfill_that_covers_it() {
     assert_eq!(record.entries.len(), 10);
     assert!(missed
         .iter()
-        .all(|m| record.entries.iter().any(|e| e.at == m.at && e.participant_id == m.participant)));
+        .all(|m| record.entries.iter().any(|e| e.at == m.at && m.participant.is(&e.participant_id))));
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn conversations_first_seen_right_after_an_outage_are_gapped() {
     book.apply(event("agent-a", Action::Joined, 20_001, "agent"), start + Duration::from_secs(1));
     assert_eq!(book.take_backfills().len(), 1);
     let mut later =
-        ParticipantEvent::new("conv-2".into(), "p".into(), Action::Joined, at(1), Default::default());
+        ParticipantEvent::new("conv-2".into(), "p", Action::Joined, at(1), Default::default());
     later.conversation = "conv-2".into();
     book.apply(later, start + Duration::from_secs(31));
     assert!(book.take_backfills().is_empty(), "past the grace period nothing is presumed missed");

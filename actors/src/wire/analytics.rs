@@ -2,25 +2,34 @@
 //! answers to the token and filter messages, then `{"events":[…]}` in text or binary frames.
 
 use super::{parse_time, DecodeError, Decoded, DecodedEvents, MalformedReason, Rejection};
+use crate::compact::Symbol;
 use crate::event::{Action, EventDetails, ParticipantEvent};
 use serde::Deserialize;
+use std::borrow::Cow;
 
 #[derive(Deserialize)]
-struct Frame {
-    events: Option<Vec<StreamEvent>>,
+struct Frame<'a> {
+    #[serde(borrow)]
+    events: Option<Vec<StreamEvent<'a>>>,
     status: Option<String>,
     message: Option<String>,
 }
 
+// Borrowed from the frame (owned only where JSON escapes make them differ).
 #[derive(Deserialize)]
-struct StreamEvent {
-    timestamp: String,
-    #[serde(rename = "type")]
-    kind: String,
-    participant: String,
-    interaction: String,
-    channel: Option<String>,
-    reason: Option<String>,
+struct StreamEvent<'a> {
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    participant: Cow<'a, str>,
+    #[serde(borrow)]
+    interaction: Cow<'a, str>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
@@ -28,7 +37,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     if let Some(events) = frame.events {
         let mut decoded = DecodedEvents::default();
         for event in events {
-            let action = match event.kind.as_str() {
+            let action = match &*event.kind {
                 "ParticipantJoined" => Action::Joined,
                 "ParticipantLeft" => Action::Left,
                 other => {
@@ -47,16 +56,16 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
                 }
             };
             let details = EventDetails {
-                media: event.channel,
+                media: event.channel.as_deref().map(Symbol::intern),
                 disconnect_type: match action {
-                    Action::Left => event.reason,
+                    Action::Left => event.reason.as_deref().map(Symbol::intern),
                     Action::Joined => None,
                 },
                 ..EventDetails::default()
             };
             decoded.events.push(ParticipantEvent::new(
-                event.interaction,
-                event.participant,
+                event.interaction.as_ref().into(),
+                &event.participant,
                 action,
                 at,
                 details,
@@ -92,8 +101,8 @@ mod tests {
         let Decoded::Events(decoded) = text else { panic!("expected events") };
         assert_eq!(decoded.events.len(), 2);
         assert_eq!(decoded.events[1].action, Action::Left);
-        assert_eq!(decoded.events[1].disconnect_type.as_deref(), Some("peer"));
-        assert_eq!(decoded.events[0].media.as_deref(), Some("voice"));
+        assert_eq!(decoded.events[1].disconnect_type.map(Symbol::as_str), Some("peer"));
+        assert_eq!(decoded.events[0].media.map(Symbol::as_str), Some("voice"));
         assert_eq!(decoded.rejected.len(), 1, "the unknown event type is counted, not fatal");
         assert_eq!(decoded.rejected[0].reason, MalformedReason::UnknownEventType);
     }

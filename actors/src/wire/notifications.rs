@@ -3,18 +3,25 @@
 //! shapes), flat detail events, and the `channel.metadata` / `v2.system.*` control frames.
 
 use super::{parse_time, DecodeError, Decoded, DecodedEvents, MalformedReason};
+use crate::compact::Symbol;
 use crate::event::{Action, EventDetails, ParticipantEvent};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+// Strings are borrowed from the frame (`Cow`: owned only when JSON escapes make them
+// differ): a snapshot repeats every participant, and most of it is known already.
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(rename = "topicName")]
-    topic: Option<String>,
+    #[serde(rename = "topicName", borrow)]
+    topic: Option<Cow<'a, str>>,
     #[serde(rename = "eventBody", borrow)]
     body: Option<&'a RawValue>,
     /// Socket-subscribe answers carry `result`/`status` instead of a topic.
-    result: Option<String>,
+    #[serde(borrow)]
+    result: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -24,61 +31,79 @@ struct MetadataBody {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Conversation {
-    id: String,
-    #[serde(default)]
-    participants: Vec<Participant>,
+struct Conversation<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    participants: Vec<Participant<'a>>,
 }
 
 /// Both participant shapes in one: the full one (`userId`, `queueId`, session arrays) and
 /// the flatter per-media one (`user.id`, `queue.id`, `disconnectType` on the participant).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Participant {
-    id: String,
-    purpose: Option<String>,
-    user_id: Option<String>,
-    queue_id: Option<String>,
-    user: Option<Reference>,
-    queue: Option<Reference>,
-    connected_time: Option<String>,
-    end_time: Option<String>,
-    disconnect_type: Option<String>,
-    #[serde(default)]
-    calls: Vec<Session>,
-    #[serde(default)]
-    chats: Vec<Session>,
-    #[serde(default)]
-    messages: Vec<Session>,
-    #[serde(default)]
-    emails: Vec<Session>,
-    #[serde(default)]
-    callbacks: Vec<Session>,
-    #[serde(default)]
-    videos: Vec<Session>,
+struct Participant<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    purpose: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queue_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Reference<'a>>,
+    #[serde(borrow)]
+    queue: Option<Reference<'a>>,
+    #[serde(borrow)]
+    connected_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    end_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    disconnect_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    calls: Vec<Session<'a>>,
+    #[serde(default, borrow)]
+    chats: Vec<Session<'a>>,
+    #[serde(default, borrow)]
+    messages: Vec<Session<'a>>,
+    #[serde(default, borrow)]
+    emails: Vec<Session<'a>>,
+    #[serde(default, borrow)]
+    callbacks: Vec<Session<'a>>,
+    #[serde(default, borrow)]
+    videos: Vec<Session<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Reference {
-    id: Option<String>,
+struct Reference<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Session {
-    disconnect_type: Option<String>,
+struct Session<'a> {
+    #[serde(borrow)]
+    disconnect_type: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DetailEvent {
+struct DetailEvent<'a> {
     event_time: i64,
-    conversation_id: String,
-    participant_id: String,
-    media_type: Option<String>,
-    disconnect_type: Option<String>,
-    user_id: Option<String>,
-    queue_id: Option<String>,
+    #[serde(borrow)]
+    conversation_id: Cow<'a, str>,
+    #[serde(borrow)]
+    participant_id: Cow<'a, str>,
+    #[serde(borrow)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    disconnect_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queue_id: Option<Cow<'a, str>>,
 }
 
 enum Topic<'t> {
@@ -127,8 +152,8 @@ fn classify(topic: &str) -> Option<Topic<'_>> {
 
 /// Media names as the timeline reports them, from a per-media topic suffix or a session
 /// array name. Unknown suffixes pass through: media is an open set.
-fn media_from_suffix(suffix: &str) -> String {
-    match suffix {
+fn media_from_suffix(suffix: &str) -> Symbol {
+    Symbol::intern(match suffix {
         "calls" => "voice",
         "chats" => "chat",
         "messages" => "message",
@@ -136,8 +161,7 @@ fn media_from_suffix(suffix: &str) -> String {
         "callbacks" => "callback",
         "videos" => "video",
         other => other,
-    }
-    .to_owned()
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
@@ -150,8 +174,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             None => Err(DecodeError::new(MalformedReason::WrongType, "frame has no topicName")),
         };
     };
-    let classified =
-        classify(&topic).ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone()))?;
+    let classified = classify(&topic)
+        .ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone().into_owned()))?;
     let body = || {
         envelope
             .body
@@ -194,26 +218,27 @@ pub fn decode_conversation(bytes: &[u8]) -> Result<DecodedEvents, DecodeError> {
 fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> DecodedEvents {
     let mut decoded = DecodedEvents::default();
     let topic_media = media_suffix.map(media_from_suffix);
+    let id: Arc<str> = Arc::from(&*conversation.id);
     for participant in conversation.participants {
         let Some(connected) = participant.connected_time.as_deref() else {
             continue;
         };
-        let details = participant_details(&participant, topic_media.clone());
+        let details = participant_details(&participant, topic_media);
         match parse_time("connectedTime", connected) {
             Ok(at) => decoded.events.push(ParticipantEvent::new(
-                conversation.id.clone(),
-                participant.id.clone(),
+                id.clone(),
+                &participant.id,
                 Action::Joined,
                 at,
-                EventDetails { disconnect_type: None, ..details.clone() },
+                EventDetails { disconnect_type: None, ..details },
             )),
             Err(rejection) => decoded.rejected.push(rejection),
         }
         if let Some(ended) = participant.end_time.as_deref() {
             match parse_time("endTime", ended) {
                 Ok(at) => decoded.events.push(ParticipantEvent::new(
-                    conversation.id.clone(),
-                    participant.id.clone(),
+                    id.clone(),
+                    &participant.id,
                     Action::Left,
                     at,
                     details,
@@ -225,7 +250,11 @@ fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> De
     decoded
 }
 
-fn participant_details(participant: &Participant, topic_media: Option<String>) -> EventDetails {
+fn reference<'r>(reference: &'r Option<Reference>) -> Option<&'r str> {
+    reference.as_ref().and_then(|r| r.id.as_deref())
+}
+
+fn participant_details(participant: &Participant, topic_media: Option<Symbol>) -> EventDetails {
     let session_arrays: [(&str, &[Session]); 6] = [
         ("calls", &participant.calls),
         ("chats", &participant.chats),
@@ -241,24 +270,23 @@ fn participant_details(participant: &Participant, topic_media: Option<String>) -
     let session_disconnect = session_arrays
         .iter()
         .flat_map(|(_, sessions)| sessions.iter().rev())
-        .find_map(|session| session.disconnect_type.clone());
+        .find_map(|session| session.disconnect_type.as_deref());
     EventDetails {
-        purpose: participant.purpose.clone(),
+        purpose: participant.purpose.as_deref().map(Symbol::intern),
         media: topic_media.or(session_media),
-        user: participant.user_id.clone().or_else(|| participant.user.as_ref().and_then(|r| r.id.clone())),
-        queue: participant.queue_id.clone().or_else(|| participant.queue.as_ref().and_then(|r| r.id.clone())),
-        disconnect_type: participant.disconnect_type.clone().or(session_disconnect),
+        user: participant.user_id.as_deref().or_else(|| reference(&participant.user)).map(Symbol::intern),
+        queue: participant.queue_id.as_deref().or_else(|| reference(&participant.queue)).map(Symbol::intern),
+        disconnect_type: participant.disconnect_type.as_deref().or(session_disconnect).map(Symbol::intern),
     }
 }
 
 /// Detail topics name the participant's role; the timeline reports the snapshot purposes.
-fn purpose_from_detail_kind(kind: &str) -> String {
-    match kind {
+fn purpose_from_detail_kind(kind: &str) -> Symbol {
+    Symbol::intern(match kind {
         "user" => "agent",
         "flow" => "ivr",
         other => other,
-    }
-    .to_owned()
+    })
 }
 
 fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<DecodedEvents, DecodeError> {
@@ -267,19 +295,21 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
     })?;
     let details = EventDetails {
         purpose: Some(purpose_from_detail_kind(kind)),
-        media: detail.media_type.map(|m| m.to_ascii_lowercase()),
-        user: detail.user_id,
-        queue: detail.queue_id,
+        media: detail.media_type.map(|m| Symbol::from(m.to_ascii_lowercase())),
+        user: detail.user_id.as_deref().map(Symbol::intern),
+        queue: detail.queue_id.as_deref().map(Symbol::intern),
         // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
         disconnect_type: match action {
-            Action::Left => detail.disconnect_type.map(|d| d.to_ascii_lowercase().replace('_', ".")),
+            Action::Left => {
+                detail.disconnect_type.map(|d| Symbol::from(d.to_ascii_lowercase().replace('_', ".")))
+            }
             Action::Joined => None,
         },
     };
     Ok(DecodedEvents {
         events: vec![ParticipantEvent::new(
-            detail.conversation_id,
-            detail.participant_id,
+            Arc::from(&*detail.conversation_id),
+            &detail.participant_id,
             action,
             at,
             details,
@@ -314,25 +344,25 @@ mod tests {
     fn snapshot_yields_joins_and_leaves_and_skips_missed_alerts() {
         let decoded = events(QUEUE_SNAPSHOT);
         assert!(decoded.rejected.is_empty());
-        let summary: Vec<(&str, Action, i64)> = decoded
+        let summary: Vec<(String, Action, i64)> = decoded
             .events
             .iter()
-            .map(|e| (e.participant.as_str(), e.action, e.at.timestamp_millis() % 1_000_000))
+            .map(|e| (e.participant.to_string(), e.action, e.at.timestamp_millis() % 1_000_000))
             .collect();
         assert_eq!(
             summary,
             vec![
-                ("p-cust", Action::Joined, 1767258000000 % 1_000_000),
-                ("p-agent", Action::Joined, 1767258030123 % 1_000_000),
-                ("p-agent", Action::Left, 1767258300000 % 1_000_000),
+                ("p-cust".to_owned(), Action::Joined, 1767258000000 % 1_000_000),
+                ("p-agent".to_owned(), Action::Joined, 1767258030123 % 1_000_000),
+                ("p-agent".to_owned(), Action::Left, 1767258300000 % 1_000_000),
             ]
         );
         let leave = &decoded.events[2];
-        assert_eq!(leave.disconnect_type.as_deref(), Some("transfer.consult"));
-        assert_eq!(leave.user.as_deref(), Some("u1"));
-        assert_eq!(leave.queue.as_deref(), Some("q1"));
-        assert_eq!(leave.media.as_deref(), Some("voice"));
-        assert_eq!(leave.purpose.as_deref(), Some("agent"));
+        assert_eq!(leave.disconnect_type.map(Symbol::as_str), Some("transfer.consult"));
+        assert_eq!(leave.user.map(Symbol::as_str), Some("u1"));
+        assert_eq!(leave.queue.map(Symbol::as_str), Some("q1"));
+        assert_eq!(leave.media.map(Symbol::as_str), Some("voice"));
+        assert_eq!(leave.purpose.map(Symbol::as_str), Some("agent"));
         assert_eq!(decoded.events[1].disconnect_type, None, "a join carries no disconnect type");
     }
 
@@ -352,10 +382,10 @@ mod tests {
         let decoded = events(frame);
         assert_eq!(decoded.events.len(), 2);
         let leave = &decoded.events[1];
-        assert_eq!(leave.media.as_deref(), Some("chat"));
-        assert_eq!(leave.user.as_deref(), Some("u1"));
-        assert_eq!(leave.queue.as_deref(), Some("q2"));
-        assert_eq!(leave.disconnect_type.as_deref(), Some("client"));
+        assert_eq!(leave.media.map(Symbol::as_str), Some("chat"));
+        assert_eq!(leave.user.map(Symbol::as_str), Some("u1"));
+        assert_eq!(leave.queue.map(Symbol::as_str), Some("q2"));
+        assert_eq!(leave.disconnect_type.map(Symbol::as_str), Some("client"));
     }
 
     #[test]
@@ -366,9 +396,9 @@ mod tests {
         let decoded = events(frame);
         let event = &decoded.events[0];
         assert_eq!(event.action, Action::Left);
-        assert_eq!(event.purpose.as_deref(), Some("agent"));
-        assert_eq!(event.media.as_deref(), Some("voice"));
-        assert_eq!(event.disconnect_type.as_deref(), Some("transfer.consult"));
+        assert_eq!(event.purpose.map(Symbol::as_str), Some("agent"));
+        assert_eq!(event.media.map(Symbol::as_str), Some("voice"));
+        assert_eq!(event.disconnect_type.map(Symbol::as_str), Some("transfer.consult"));
         assert_eq!(event.at.timestamp_millis(), 1767258000123);
     }
 
@@ -407,7 +437,7 @@ mod tests {
             {"id":"p","purpose":"brand-new-purpose","connectedTime":"2026-01-01T09:00:00.000Z",
              "calls":[{"state":"teleporting","disconnectType":"wormhole.collapse"}]}]}}"#;
         let decoded = events(frame);
-        assert_eq!(decoded.events[0].purpose.as_deref(), Some("brand-new-purpose"));
+        assert_eq!(decoded.events[0].purpose.map(Symbol::as_str), Some("brand-new-purpose"));
     }
 
     #[test]
