@@ -10,6 +10,12 @@ use timelined::settings::Settings;
 use timelined::{cli, sim};
 use timelined_actors::wire::Dialect;
 
+// glibc's malloc serialised the pipeline's threads on its arena locks (a buffer allocated on
+// the socket's thread and freed on a consumer's): perf showed ~10 % of the main thread
+// waiting in `__lll_lock_wait_private`. mimalloc frees cross-thread without a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "timelined",
