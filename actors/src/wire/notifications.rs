@@ -35,7 +35,47 @@ struct Conversation<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(default, borrow)]
-    participants: Vec<Participant<'a>>,
+    participants: Participants<'a>,
+}
+
+/// The participants of a snapshot, each reduced to what makes its events as it is read
+/// (a full participant, with its session arrays, is several times larger).
+#[derive(Default)]
+struct Participants<'a>(Vec<ParticipantSummary<'a>>);
+
+struct ParticipantSummary<'a> {
+    id: Cow<'a, str>,
+    connected_time: Option<Cow<'a, str>>,
+    end_time: Option<Cow<'a, str>>,
+    /// `media` as the session arrays say; a per-media topic overrides it.
+    details: EventDetails,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Participants<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Participants<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of participants")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut participants = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+                while let Some(participant) = seq.next_element::<Participant<'de>>()? {
+                    participants.push(ParticipantSummary {
+                        details: participant_details(&participant),
+                        id: participant.id,
+                        connected_time: participant.connected_time,
+                        end_time: participant.end_time,
+                    });
+                }
+                Ok(Participants(participants))
+            }
+        }
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// Both participant shapes in one: the full one (`userId`, `queueId`, session arrays) and
@@ -62,17 +102,50 @@ struct Participant<'a> {
     #[serde(borrow)]
     disconnect_type: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    calls: Vec<Session<'a>>,
+    calls: Sessions<'a>,
     #[serde(default, borrow)]
-    chats: Vec<Session<'a>>,
+    chats: Sessions<'a>,
     #[serde(default, borrow)]
-    messages: Vec<Session<'a>>,
+    messages: Sessions<'a>,
     #[serde(default, borrow)]
-    emails: Vec<Session<'a>>,
+    emails: Sessions<'a>,
     #[serde(default, borrow)]
-    callbacks: Vec<Session<'a>>,
+    callbacks: Sessions<'a>,
     #[serde(default, borrow)]
-    videos: Vec<Session<'a>>,
+    videos: Sessions<'a>,
+}
+
+/// A session array (`calls`, `chats`, …) as far as it is used: whether it has any session,
+/// and the last disconnect type in it — read without collecting the sessions.
+#[derive(Default)]
+struct Sessions<'a> {
+    any: bool,
+    last_disconnect_type: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Sessions<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Sessions<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of sessions")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut sessions = Sessions::default();
+                while let Some(session) = seq.next_element::<Session<'de>>()? {
+                    sessions.any = true;
+                    if session.disconnect_type.is_some() {
+                        sessions.last_disconnect_type = session.disconnect_type;
+                    }
+                }
+                Ok(sessions)
+            }
+        }
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -219,11 +292,12 @@ fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> De
     let mut decoded = DecodedEvents::default();
     let topic_media = media_suffix.map(media_from_suffix);
     let id: Arc<str> = Arc::from(&*conversation.id);
-    for participant in conversation.participants {
+    for participant in conversation.participants.0 {
         let Some(connected) = participant.connected_time.as_deref() else {
             continue;
         };
-        let details = participant_details(&participant, topic_media);
+        let details =
+            EventDetails { media: topic_media.or(participant.details.media), ..participant.details };
         match parse_time("connectedTime", connected) {
             Ok(at) => decoded.events.push(ParticipantEvent::new(
                 id.clone(),
@@ -254,8 +328,8 @@ fn reference<'r>(reference: &'r Option<Reference>) -> Option<&'r str> {
     reference.as_ref().and_then(|r| r.id.as_deref())
 }
 
-fn participant_details(participant: &Participant, topic_media: Option<Symbol>) -> EventDetails {
-    let session_arrays: [(&str, &[Session]); 6] = [
+fn participant_details(participant: &Participant) -> EventDetails {
+    let session_arrays: [(&str, &Sessions); 6] = [
         ("calls", &participant.calls),
         ("chats", &participant.chats),
         ("messages", &participant.messages),
@@ -263,17 +337,13 @@ fn participant_details(participant: &Participant, topic_media: Option<Symbol>) -
         ("callbacks", &participant.callbacks),
         ("videos", &participant.videos),
     ];
-    let session_media = session_arrays
-        .iter()
-        .find(|(_, sessions)| !sessions.is_empty())
-        .map(|(name, _)| media_from_suffix(name));
-    let session_disconnect = session_arrays
-        .iter()
-        .flat_map(|(_, sessions)| sessions.iter().rev())
-        .find_map(|session| session.disconnect_type.as_deref());
+    let session_media =
+        session_arrays.iter().find(|(_, sessions)| sessions.any).map(|(name, _)| media_from_suffix(name));
+    let session_disconnect =
+        session_arrays.iter().find_map(|(_, sessions)| sessions.last_disconnect_type.as_deref());
     EventDetails {
         purpose: participant.purpose.as_deref().map(Symbol::intern),
-        media: topic_media.or(session_media),
+        media: session_media,
         user: participant.user_id.as_deref().or_else(|| reference(&participant.user)).map(Symbol::intern),
         queue: participant.queue_id.as_deref().or_else(|| reference(&participant.queue)).map(Symbol::intern),
         disconnect_type: participant.disconnect_type.as_deref().or(session_disconnect).map(Symbol::intern),
