@@ -5,6 +5,7 @@
 use crate::http::feed::{Feed, FeedOutput};
 use crate::http::{self, HttpState};
 use crate::settings::{Settings, SinkKind};
+use actix::dev::channel;
 use actix::prelude::*;
 use dashmap::DashMap;
 use slog::{info, o, Logger};
@@ -158,12 +159,12 @@ impl Daemon {
         .start();
 
         // The timeline and the backfill worker need each other's address, and heartbeat and
-        // subscription need the connection's as it needs theirs: their contexts exist
+        // subscription need the connection's as it needs theirs: their mailboxes exist
         // first, the actors run once what they point at has started.
         let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
-        let mut timeline_context = Context::<TimelineActor>::new();
-        timeline_context.set_mailbox_capacity(timeline_inbox.capacity());
-        let timeline = timeline_context.address();
+        let (timeline_sender, timeline_receiver) =
+            channel::channel::<TimelineActor>(timeline_inbox.capacity());
+        let timeline = Addr::new(timeline_sender);
         let backfill = BackfillActor::new(
             BackfillConfig {
                 api_base: settings.genesys.api_base(),
@@ -184,7 +185,7 @@ impl Daemon {
         )
         .start();
         let book = resume(settings, timelines.clone(), &log)?;
-        timeline_context.run(TimelineActor::new(
+        let timeline_actor = TimelineActor::new(
             book,
             timeline_inbox.clone(),
             TimelineLinks {
@@ -201,7 +202,13 @@ impl Daemon {
             },
             metrics.clone(),
             log.new(o!("actor" => "timeline")),
-        ));
+        );
+        // Its own thread: decoding (on the connection's) and timeline work use both cores.
+        let timeline_arbiter = Arbiter::new();
+        timeline_arbiter.spawn_fn(move || {
+            Context::with_receiver(timeline_receiver).run(timeline_actor);
+        });
+        arbiters.push(timeline_arbiter);
 
         let heartbeat_context = Context::<HeartbeatActor>::new();
         let subscription_context = Context::<SubscriptionActor>::new();
