@@ -112,6 +112,7 @@ fn main() -> ExitCode {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
+        timelined::telemetry::write_out_pending();
         std::process::exit(70);
     }));
     let _ = rustls::crypto::ring::default_provider().install_default();

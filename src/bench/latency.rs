@@ -43,9 +43,9 @@ pub struct Options {
     concurrency: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Log with one `write` per field (see `bench throughput --log-unbuffered`).
+    /// Log with one `write` per line (see `bench throughput --log-per-line`).
     #[arg(long)]
-    log_unbuffered: bool,
+    log_per_line: bool,
 }
 
 /// Notes when each join/leave reaches a consumer.
@@ -95,7 +95,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
          log to a file, JSONL sink, and a probe consumer",
         settings.pipeline.tick
     );
-    let (log, guard) = file_logger_with(&scratch.path("daemon.log"), log_writes(options.log_unbuffered))?;
+    let (log, guard) = file_logger_with(&scratch.path("daemon.log"), log_writes(options.log_per_line))?;
     let taken = Arc::new(Mutex::new(Vec::new()));
     let probe: Box<dyn Output> = Box::new(Probe { taken: taken.clone() });
     let daemon = Daemon::start_with(&settings, log, vec![(Stage::Feed, probe)])?;

@@ -24,11 +24,12 @@ pub mod stats;
 mod throughput;
 
 use crate::cli::{demo_settings, jsonl_sink};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, LogLevel, Settings};
 use crate::sim::{self, SimConfig, SimHandle};
+use crate::telemetry::{self, LogGuard, LogWrites};
 use actix::Arbiter;
 use anyhow::Context as _;
-use slog::{o, Drain, Logger};
+use slog::Logger;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -196,51 +197,25 @@ impl Drop for Scratch {
     }
 }
 
-/// A logger writing to `path` as `timelined run` writes to stderr (`telemetry::logger`:
-/// text format through a `LineWriter` — one write per line —, the same async drain of
-/// 16 Ki records that blocks when full), so that the log consumer costs what it costs in
-/// production when stderr is a file. Keep the guard alive. (A copy of that setup: keep it
-/// in step with `telemetry.rs`.)
-pub(crate) fn file_logger(path: &Path) -> anyhow::Result<(Logger, slog_async::AsyncGuard)> {
-    file_logger_with(path, LogWrites::PerLine)
-}
-
-/// How the log reaches its file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LogWrites {
-    /// Through a `LineWriter`: one `write` per line (as `telemetry::logger` does now).
-    PerLine,
-    /// Straight to the file: the formatter's every field is its own `write` (as
-    /// `telemetry::logger` did before it buffered stderr), to measure the difference.
-    PerField,
+/// A logger writing to `path` as `timelined run` writes to stderr (`telemetry::logger`), so
+/// that the log consumer costs what it costs in production when stderr is a file. Keep
+/// the guard alive.
+pub(crate) fn file_logger(path: &Path) -> anyhow::Result<(Logger, LogGuard)> {
+    file_logger_with(path, LogWrites::Batched)
 }
 
 /// As [`file_logger`], with the given kind of writes.
-pub(crate) fn file_logger_with(
-    path: &Path,
-    writes: LogWrites,
-) -> anyhow::Result<(Logger, slog_async::AsyncGuard)> {
+pub(crate) fn file_logger_with(path: &Path, writes: LogWrites) -> anyhow::Result<(Logger, LogGuard)> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let writer: Box<dyn std::io::Write + Send> = match writes {
-        LogWrites::PerLine => Box::new(std::io::LineWriter::new(file)),
-        LogWrites::PerField => Box::new(file),
-    };
-    let decorator = slog_term::PlainDecorator::new(writer);
-    let drain = slog_term::FullFormat::new(decorator).use_utc_timestamp().build().ignore_res();
-    let (drain, guard) = slog_async::Async::new(drain.filter_level(slog::Level::Info).ignore_res())
-        .chan_size(16 * 1024)
-        .overflow_strategy(slog_async::OverflowStrategy::Block)
-        .thread_name("timelined-log".into())
-        .build_with_guard();
-    Ok((Logger::root(drain.ignore_res(), o!()), guard))
+    Ok(telemetry::logger_to(Box::new(file), LogFormat::Text, LogLevel::Info, writes))
 }
 
-/// `--log-unbuffered` → [`LogWrites::PerField`].
-pub(crate) fn log_writes(unbuffered: bool) -> LogWrites {
-    if unbuffered {
-        LogWrites::PerField
-    } else {
+/// `--log-per-line` → [`LogWrites::PerLine`].
+pub(crate) fn log_writes(per_line: bool) -> LogWrites {
+    if per_line {
         LogWrites::PerLine
+    } else {
+        LogWrites::Batched
     }
 }
 

@@ -19,12 +19,11 @@
 //! decoded. "Published" is what the log consumer took (each join/leave once).
 
 use super::stats::{human_rate, per_second, ratio};
-use super::{
-    baseline, daemon_settings, file_logger_with, log_writes, verdict, LogWrites, Scratch, SimThread,
-};
+use super::{baseline, daemon_settings, file_logger_with, log_writes, verdict, Scratch, SimThread};
 use crate::daemon::Daemon;
 use crate::sim::prerender::{self, RenderedFrame, Shape};
 use crate::sim::{SimConfig, StreamReport, DEFAULT_QUEUES};
+use crate::telemetry::LogWrites;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,10 +77,10 @@ pub struct Options {
     /// Skip the baseline (to profile the daemon alone); no ratio is printed.
     #[arg(long)]
     no_baseline: bool,
-    /// Log with one `write` per field, as `telemetry::logger` did before it wrapped
-    /// stderr in a `LineWriter` (to measure what that change gave).
+    /// Log with one `write` per line, as `telemetry::logger` did before it wrote in
+    /// batches (to measure what that change gave).
     #[arg(long)]
-    log_unbuffered: bool,
+    log_per_line: bool,
 }
 
 /// The rendered frames, shared with the simulator's writer.
@@ -176,7 +175,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     println!();
     println!("daemon at saturation (sender unpaced; default settings, log to a file, JSONL sink):");
     let saturated =
-        run_daemon(&sim, &rendered, all, 0, dialect, log_writes(options.log_unbuffered), &scratch).await?;
+        run_daemon(&sim, &rendered, all, 0, dialect, log_writes(options.log_per_line), &scratch).await?;
     saturated.print("saturation");
     let daemon_rate = saturated.decoded_rate();
     let share = ratio(daemon_rate, baseline_rate);
@@ -300,7 +299,7 @@ async fn step(
         count,
         frames_per_second as u32,
         dialect,
-        log_writes(options.log_unbuffered),
+        log_writes(options.log_per_line),
         scratch,
     )
     .await?;

@@ -281,8 +281,7 @@ fn conversations_first_seen_right_after_an_outage_are_gapped() {
     book.socket_gap(start, Duration::from_secs(30));
     book.apply(event("agent-a", Action::Joined, 20_001, "agent"), start + Duration::from_secs(1));
     assert_eq!(book.take_backfills().len(), 1);
-    let mut later =
-        ParticipantEvent::new("conv-2".into(), "p", Action::Joined, at(1), Default::default());
+    let mut later = ParticipantEvent::new("conv-2".into(), "p", Action::Joined, at(1), Default::default());
     later.conversation = "conv-2".into();
     book.apply(later, start + Duration::from_secs(31));
     assert!(book.take_backfills().is_empty(), "past the grace period nothing is presumed missed");
