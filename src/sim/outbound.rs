@@ -125,6 +125,10 @@ pub struct SentTransition {
     pub at: std::time::Instant,
 }
 
+/// Room kept in the send log: growing it means copying megabytes on the sending thread while
+/// it holds the lock, a stall the latency benchmark would measure as the daemon's.
+const SEND_LOG_RESERVE: usize = 1 << 18;
+
 impl Outlet {
     pub(crate) fn new(record: Option<&Path>) -> io::Result<Self> {
         Ok(Outlet {
@@ -138,7 +142,7 @@ impl Outlet {
 
     /// Also keep the send log (see [`SentTransition`]).
     pub(crate) fn with_send_log(mut self) -> Self {
-        self.send_log = Some(Mutex::new(Vec::new()));
+        self.send_log = Some(Mutex::new(Vec::with_capacity(SEND_LOG_RESERVE)));
         self
     }
 
@@ -150,7 +154,11 @@ impl Outlet {
     pub(crate) fn take_send_log(&self) -> Vec<SentTransition> {
         self.send_log
             .as_ref()
-            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(PoisonError::into_inner)))
+            .map(|log| {
+                let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                let reserve = log.capacity().max(SEND_LOG_RESERVE);
+                std::mem::replace(&mut *log, Vec::with_capacity(reserve))
+            })
             .unwrap_or_default()
     }
 
