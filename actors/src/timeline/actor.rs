@@ -97,6 +97,8 @@ pub struct TimelineActor {
     redelivery: std::collections::VecDeque<(usize, Publication)>,
     /// Set for when the oldest held entry's reorder window ends.
     release_timer: Option<SpawnHandle>,
+    /// A checkpoint is being written.
+    checkpointing: Arc<std::sync::atomic::AtomicBool>,
     inbox: Inbox,
     links: TimelineLinks,
     config: TimelineActorConfig,
@@ -127,6 +129,7 @@ impl TimelineActor {
             last_outage,
             redelivery: Default::default(),
             release_timer: None,
+            checkpointing: Default::default(),
             inbox,
             links,
             config,
@@ -163,13 +166,28 @@ impl TimelineActor {
         }
     }
 
-    /// Save the open timelines so that a SIGKILL loses at most one interval.
+    /// Save the open timelines so that a SIGKILL loses at most one interval. On a thread of
+    /// its own: a large book takes seconds to write, and events keep coming meanwhile. One
+    /// still being written is not started again.
     fn checkpoint(&mut self) {
-        let Some(directory) = &self.config.state_directory else {
+        let Some(directory) = self.config.state_directory.clone() else {
             return;
         };
-        if let Err(error) = state::save(directory, &self.book.saved_state()) {
+        if self.checkpointing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let snapshot = self.book.snapshot();
+        let checkpointing = self.checkpointing.clone();
+        let log = self.log.clone();
+        let spawned = std::thread::Builder::new().name("timelined-ckpt".into()).spawn(move || {
+            if let Err(error) = state::save(&directory, &snapshot) {
+                slog::error!(log, "checkpoint failed"; "error" => %error);
+            }
+            checkpointing.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        if let Err(error) = spawned {
             slog::error!(self.log, "checkpoint failed"; "error" => %error);
+            self.checkpointing.store(false, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -305,10 +323,9 @@ impl Handler<Persist> for TimelineActor {
         self.publish(released);
         let finished = self.book.close_finished(now);
         self.publish(finished);
-        let saved = self.book.saved_state();
-        let count = saved.open.len();
+        let count = self.book.open_count();
         if let Some(directory) = &self.config.state_directory {
-            state::save(directory, &saved)?;
+            state::save(directory, &self.book.snapshot())?;
         }
         Ok(count)
     }

@@ -2,7 +2,7 @@
 //! reorder window's releases, closing and idle eviction, tombstones of the recently
 //! closed, and the gaps to backfill.
 
-use super::state::SavedState;
+use super::state::{SavedState, Snapshot};
 use super::{millis, Applied, GapCause, Timeline, TimelineRules};
 use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
@@ -389,10 +389,8 @@ impl TimelineBook {
 
     /// What to save: every open timeline as it stands (held entries included) and the
     /// tombstones.
-    pub fn saved_state(&self) -> SavedState {
-        let open = self.open.iter().map(|t| t.to_record()).collect();
-        let closed = self.tombstones.iter().map(|c| c.to_string()).collect();
-        SavedState::new(open, closed)
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.open.clone(), self.tombstones.iter().cloned().collect())
     }
 
     /// Resume from a saved state: its timelines reopen, its tombstones stand again, and

@@ -2,11 +2,14 @@
 //! restart (or a SIGKILL and restart) resumes them. Writes are atomic (temp file, fsync,
 //! rename); a file that does not parse is reported and moved aside, never fatal.
 
+use super::OpenTimelines;
 use crate::record::TimelineRecord;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Deserialize, Serialize, Serializer};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const STATE_FILE: &str = "open-timelines.json";
 const FORMAT_VERSION: u32 = 1;
@@ -28,6 +31,48 @@ impl SavedState {
     }
 }
 
+/// What a save writes, read from the live map as it is written: each open timeline is
+/// rendered and written in turn, so saving a million holds one record at a time, and the
+/// map is locked only for the moment of each. It serializes as a [`SavedState`].
+pub struct Snapshot {
+    open: Arc<OpenTimelines>,
+    closed: Vec<Arc<str>>,
+}
+
+impl Snapshot {
+    pub fn new(open: Arc<OpenTimelines>, closed: Vec<Arc<str>>) -> Self {
+        Snapshot { open, closed }
+    }
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The timelines open when the save began, as each stands when its turn comes (one
+        /// closed meanwhile is left out: it is in the sink).
+        struct Open<'a>(&'a OpenTimelines);
+        impl Serialize for Open<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let conversations: Vec<Arc<str>> = self.0.iter().map(|t| t.key().clone()).collect();
+                let mut seq = serializer.serialize_seq(None)?;
+                for conversation in conversations {
+                    let Some(record) = self.0.get(&conversation).map(|t| t.to_record()) else {
+                        continue;
+                    };
+                    seq.serialize_element(&record)?;
+                }
+                seq.end()
+            }
+        }
+        let mut state = serializer.serialize_struct("SavedState", 4)?;
+        state.serialize_field("version", &FORMAT_VERSION)?;
+        state.serialize_field("savedAt", &Utc::now())?;
+        state.serialize_field("open", &Open(&self.open))?;
+        let closed: Vec<&str> = self.closed.iter().map(|c| &**c).collect();
+        state.serialize_field("closed", &closed)?;
+        state.end()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot read {path}: {error}")]
@@ -43,7 +88,7 @@ pub fn state_path(directory: &Path) -> PathBuf {
 }
 
 /// Write atomically: a crash leaves the old file or the new one, never half of one.
-pub fn save(directory: &Path, state: &SavedState) -> Result<(), StateError> {
+pub fn save(directory: &Path, state: &impl Serialize) -> Result<(), StateError> {
     let path = state_path(directory);
     let temporary = directory.join(format!(".{STATE_FILE}.tmp"));
     let write_error = |error| StateError::Write { path: path.display().to_string(), error };

@@ -299,8 +299,7 @@ fn a_saved_timeline_resumes_and_closes_as_if_uninterrupted_with_its_gap_healed()
     }
     let tick = before.release_all(start);
     assert_eq!(tick.updates.len(), 5, "held entries are published before saving");
-    let state = before.saved_state();
-    let json = serde_json::to_string(&state).unwrap();
+    let json = serde_json::to_string(&before.snapshot()).unwrap();
 
     let mut resumed = book();
     let restored = resumed.restore(serde_json::from_str(&json).unwrap(), &HashSet::new(), start);
@@ -328,7 +327,7 @@ fn a_timeline_already_in_the_sink_is_not_restored_and_stays_closed() {
     for e in conversation().into_iter().take(3) {
         before.apply(e, start);
     }
-    let state = before.saved_state();
+    let state = serde_json::from_value(serde_json::to_value(before.snapshot()).unwrap()).unwrap();
     let mut resumed = book();
     let in_sink: HashSet<String> = ["conv-1".to_string()].into();
     assert_eq!(resumed.restore(state, &in_sink, start), 0);
