@@ -120,7 +120,8 @@ pub struct PipelineSettings {
     pub idle_timeout: Duration,
     #[serde(with = "duration")]
     pub tombstone_ttl: Duration,
-    /// How often the TimelineActor publishes what the reorder window releases.
+    /// How often the TimelineActor checks for closings, evictions and quiet conversations
+    /// (entries are published when their reorder window ends, not on the tick).
     #[serde(with = "duration")]
     pub tick: Duration,
     pub max_frame_bytes: usize,

@@ -24,7 +24,7 @@ fn install_crypto() {
 struct Served {
     base: String,
     metrics: Arc<Metrics>,
-    timelines: Arc<DashMap<Arc<str>, Timeline>>,
+    timelines: Arc<DashMap<Arc<str>, Box<Timeline>>>,
     not_ready: Arc<Mutex<Option<String>>>,
     feed: Arc<Feed>,
     handle: actix_web::dev::ServerHandle,
@@ -159,7 +159,7 @@ async fn timelines_lists_open_then_recently_closed_and_finds_one_by_id() {
     let details =
         EventDetails { purpose: Some("customer".into()), media: Some("voice".into()), ..Default::default() };
     open.apply(ParticipantEvent::new("open-1".into(), "p1", Action::Joined, at(5), details), Instant::now());
-    served.timelines.insert("open-1".into(), open);
+    served.timelines.insert("open-1".into(), Box::new(open));
     FeedOutput(served.feed.clone()).closed(&closed_record("closed-1"), CloseReason::Ended).unwrap();
 
     let (status, content_type, body) = get(&format!("{}/timelines", served.base)).await;

@@ -34,6 +34,11 @@ pub struct Options {
     /// Open conversations to measure at, increasing.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     conversations: Vec<u64>,
+    /// Frames per second the conversations of a level are sent at (0: as fast as the daemon
+    /// reads). Unpaced, a backlog builds up in the mailboxes, and the allocator keeps the
+    /// memory it took (tens of MiB) after it is freed — a cost of the burst, not of what is open.
+    #[arg(long, default_value_t = 50_000)]
+    load_rate: u32,
     /// Give up a level the daemon has not reached after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     load_timeout: Duration,
@@ -52,9 +57,11 @@ pub struct Options {
     /// Conversations in flight in the churn run.
     #[arg(long, default_value_t = 2_000)]
     churn_open: usize,
-    /// `pipeline.tombstone_ttl` for the churn run (shipped default: 1h).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    tombstone_ttl: Option<Duration>,
+    /// `pipeline.tombstone_ttl` for the churn run. Shipped: 1h — memory then grows for an
+    /// hour, one tombstone per closed conversation, before it is flat; the run waits out
+    /// this TTL before it measures, so the default is short.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    tombstone_ttl: Duration,
     /// `state.checkpoint_interval` (shipped default: 30s; each checkpoint serializes every
     /// open timeline). A long one keeps checkpoints out of the figure.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -188,7 +195,8 @@ async fn open_conversations(options: &Options) -> anyhow::Result<()> {
                 }
             });
         let loading = Instant::now();
-        let sent = actix_rt::spawn(sim.sim().stream(frames, 0).context("the daemon is not listening")?);
+        let sent =
+            actix_rt::spawn(sim.sim().stream(frames, options.load_rate).context("the daemon is not listening")?);
         let give_up = loading + options.load_timeout;
         let mut reported = loading;
         let mut held: u64;
@@ -268,10 +276,7 @@ async fn churn(options: &Options) -> anyhow::Result<()> {
     })
     .await?;
     let scratch = Scratch::new("churn")?;
-    let pipeline = options
-        .tombstone_ttl
-        .map(|ttl| format!("tombstone_ttl = \"{}\"", humantime::format_duration(ttl)))
-        .unwrap_or_default();
+    let pipeline = format!("tombstone_ttl = \"{}\"", humantime::format_duration(options.tombstone_ttl));
     let daemon = ChildDaemon::spawn(&sim.sim().base_url(), &scratch, &pipeline, &state_toml(options))?;
     daemon.ready(&sim).await?;
     println!(
@@ -281,18 +286,21 @@ async fn churn(options: &Options) -> anyhow::Result<()> {
         options
             .checkpoint_interval
             .map_or_else(|| "30s (shipped)".to_owned(), |t| humantime::format_duration(t).to_string()),
-        options
-            .tombstone_ttl
-            .map_or_else(|| "1h (shipped)".to_owned(), |t| humantime::format_duration(t).to_string())
+        humantime::format_duration(options.tombstone_ttl)
     );
     // The generator staggers its first conversations; wait until the number open has
-    // stopped growing (within 2 % over 30 s), at most 15 minutes.
+    // stopped growing (within 2 % over 30 s), at most 15 minutes — and until the first
+    // tombstones expire: until then each closed conversation adds one (by design: they
+    // are kept for `tombstone_ttl`), and memory grows towards its steady state.
     let warming = Instant::now();
+    let tombstones_settle = options.tombstone_ttl;
     let mut last = daemon.metric("timelined_open_conversations").await?;
     loop {
         actix_rt::time::sleep(Duration::from_secs(30)).await;
         let now = daemon.metric("timelined_open_conversations").await?;
-        if (now - last).abs() <= 0.02 * last.max(1.0) || warming.elapsed() > Duration::from_secs(900) {
+        let open_settled = (now - last).abs() <= 0.02 * last.max(1.0);
+        if (open_settled && warming.elapsed() > tombstones_settle) || warming.elapsed() > Duration::from_secs(900)
+        {
             break;
         }
         last = now;

@@ -54,7 +54,9 @@ impl Tick {
 }
 
 /// Every open timeline by conversation id: the TimelineActor writes it, the HTTP side reads it.
-pub type OpenTimelines = DashMap<Arc<str>, Timeline>;
+/// Boxed: a hash table is up to half empty after it grows, and an empty slot then costs
+/// a pointer rather than a whole timeline.
+pub type OpenTimelines = DashMap<Arc<str>, Box<Timeline>>;
 
 /// Every open timeline, plus tombstones of the recently closed.
 ///
@@ -100,6 +102,11 @@ impl TimelineBook {
         self.open.len()
     }
 
+    #[cfg(test)]
+    pub(super) fn pending_checks(&self) -> usize {
+        self.checks.len()
+    }
+
     pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
         if self.tombstones.contains(&*event.conversation) {
             return Applied::AfterClose;
@@ -125,7 +132,7 @@ impl TimelineBook {
                 timeline.live_latest = Some(at);
                 timeline.check_at = now + close_after;
                 let applied = timeline.apply(event, now);
-                self.open.insert(conversation.clone(), timeline);
+                self.open.insert(conversation.clone(), Box::new(timeline));
                 (conversation, applied, true, Some(now + close_after))
             }
         };
@@ -161,7 +168,7 @@ impl TimelineBook {
         let mut timeline = Timeline::new(conversation.clone(), now);
         timeline.check_at = now + self.rules.close_after;
         self.checks.push(Reverse((timeline.check_at, conversation.clone())));
-        self.open.insert(conversation, timeline);
+        self.open.insert(conversation, Box::new(timeline));
     }
 
     /// Mark a conversation as having missed events; an unknown one is opened so that the
@@ -409,7 +416,7 @@ impl TimelineBook {
             let mut timeline = Timeline::restore(record, now);
             timeline.check_at = now + self.rules.close_after;
             self.checks.push(Reverse((timeline.check_at, timeline.conversation.clone())));
-            self.open.insert(timeline.conversation.clone(), timeline);
+            self.open.insert(timeline.conversation.clone(), Box::new(timeline));
             restored += 1;
         }
         restored

@@ -388,3 +388,66 @@ fn a_long_quiet_conversation_is_checked_once_and_closes_if_it_ended_unseen() {
     // it may have been merely late, so no loss is claimed — and the timeline is whole.
     assert_eq!(closed[0].0, run(conversation()).1[0]);
 }
+
+#[test]
+fn a_timeline_parked_until_its_verification_closes_a_quiet_period_after_its_last_event() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    let last = events.pop().unwrap();
+    for e in events {
+        book.apply(e, start);
+    }
+    // Quiet past the quiet period with the customer still on: its next check is the
+    // verification, 20 s out.
+    assert!(book.tick(start + Duration::from_secs(2)).closed.is_empty());
+    let leave = start + Duration::from_secs(3);
+    book.apply(last, leave);
+    assert!(book.tick(leave + Duration::from_millis(900)).closed.is_empty(), "quiet period not over");
+    let closed = book.tick(leave + Duration::from_millis(1_100)).closed;
+    assert_eq!(closed.len(), 1, "closed at the end of the new quiet period, not at the verification");
+    assert_eq!(closed[0].0, run(conversation()).1[0]);
+}
+
+#[test]
+fn with_no_reorder_window_an_entry_is_released_the_moment_it_arrives() {
+    let start = Instant::now();
+    let mut book = TimelineBook::new(
+        TimelineRules { reorder_window: Duration::ZERO, ..rules() },
+        Arc::new(DashMap::new()),
+    );
+    assert_eq!(book.next_release(), None);
+    book.apply(event("cust", Action::Joined, 0, "customer"), start);
+    book.apply(event("ivr", Action::Joined, 10, "ivr"), start);
+    assert_eq!(book.next_release(), Some(start));
+    let released = book.release(start);
+    let participants: Vec<&str> = released.iter().map(|u| u.entry.participant_id.as_str()).collect();
+    assert_eq!(participants, ["cust", "ivr"]);
+    assert_eq!(book.next_release(), None);
+    assert!(book.release(start).is_empty(), "each entry is published once");
+}
+
+#[test]
+fn checks_do_not_accumulate_for_closed_or_busy_timelines() {
+    let start = Instant::now();
+    let mut book = book();
+    // A thousand conversations each taking an event every 100 ms for 10 s, then ending.
+    let mut now = start;
+    for step in 0..100 {
+        for conversation in 0..1_000 {
+            let mut e = event("cust", Action::Joined, 0, "customer");
+            if step > 0 {
+                e = event(&format!("agent-{step}"), Action::Joined, step, "agent");
+            }
+            e.conversation = format!("conv-{conversation}").into();
+            book.apply(e, now);
+        }
+        now += Duration::from_millis(100);
+        book.tick(now);
+    }
+    let pending = book.pending_checks();
+    assert!(pending <= 2 * 1_000, "one live check per open timeline, few stale: {pending}");
+    book.close_all(now);
+    book.tick(now + Duration::from_secs(120));
+    assert_eq!(book.pending_checks(), 0, "closed timelines leave no checks behind");
+}
