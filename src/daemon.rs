@@ -227,6 +227,10 @@ impl Daemon {
             rotation_overlap: settings.reconnect.rotation_overlap,
             backoff_initial: settings.reconnect.initial_backoff,
             backoff_max: settings.reconnect.max_backoff,
+            pause_reading_at: settings
+                .pipeline
+                .pause_reading
+                .then(|| (settings.pipeline.timeline_mailbox * 3 / 4).max(1) as i64),
         };
         let connection = {
             let (liveness, metrics, log) =

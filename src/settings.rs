@@ -108,6 +108,10 @@ pub struct PipelineSettings {
     pub timeline_mailbox: usize,
     /// Mailbox of each ConsumerActor (published joins/leaves and closed timelines).
     pub consumer_mailbox: usize,
+    /// Stop reading the socket while the TimelineActor's mailbox is three-quarters full,
+    /// until it is half empty: the network holds a burst back instead of the mailbox
+    /// dropping it. Off: a full mailbox drops (counted) and the gap is backfilled.
+    pub pause_reading: bool,
     #[serde(with = "duration")]
     pub reorder_window: Duration,
     #[serde(with = "duration")]
@@ -138,6 +142,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             timeline_mailbox: 4096,
             consumer_mailbox: 8192,
+            pause_reading: true,
             reorder_window: Duration::from_millis(200),
             close_after: Duration::from_secs(2),
             verify_after: Duration::from_secs(15 * 60),

@@ -31,6 +31,8 @@ async fn a_full_timeline_mailbox_drops_counts_exactly_and_every_affected_timelin
         simulator(SimConfig { seed: 21, conversations: 150, rate: 20_000, ..SimConfig::default() }).await;
     let mut settings = settings_for(&sim, Dialect::Notifications, &sink);
     settings.pipeline.timeline_mailbox = 2;
+    // Dropping at a full mailbox is what this test is about: no holding the socket back.
+    settings.pipeline.pause_reading = false;
     let daemon = Daemon::start(&settings, quiet_logger()).unwrap();
     wait_until("every conversation closed into the sink", Duration::from_secs(60), || {
         sim.finished() && read_jsonl(&sink).len() >= sim.truth().len()
@@ -57,6 +59,32 @@ async fn a_full_timeline_mailbox_drops_counts_exactly_and_every_affected_timelin
             > 0
     );
     assert_eq!(daemon.readiness(), Ok(()), "still streaming after the overflow");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_nearly_full_timeline_mailbox_holds_the_socket_back_and_nothing_is_dropped() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = temp_path(&dir, "timelines.jsonl");
+    let sim =
+        simulator(SimConfig { seed: 21, conversations: 150, rate: 20_000, ..SimConfig::default() }).await;
+    let mut settings = settings_for(&sim, Dialect::Notifications, &sink);
+    // The burst and the mailbox that drop when the socket is read regardless (above).
+    settings.pipeline.timeline_mailbox = 2;
+    assert!(settings.pipeline.pause_reading, "on by default");
+    let daemon = Daemon::start(&settings, quiet_logger()).unwrap();
+    wait_until("every conversation closed into the sink", Duration::from_secs(60), || {
+        sim.finished() && read_jsonl(&sink).len() >= sim.truth().len()
+    })
+    .await;
+
+    assert_eq!(dropped(&daemon, Stage::Timeline), 0, "held back, not dropped");
+    assert_eq!(daemon.metrics.events_received.get(), delivered(&daemon, Stage::Timeline));
+    let timelines = read_jsonl(&sink);
+    assert!(timelines.iter().all(|t| t.gaps == 0), "nothing was missed, so nothing was healed");
+    assert_eq!(assert_equal_or_healed("held back", &timelines, &sim.truth()), 0);
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -134,6 +134,11 @@ where
     pub fn stage(&self) -> Stage {
         self.inbox.stage
     }
+
+    /// This mailbox's depth, to watch from elsewhere.
+    pub fn depth_gauge(&self) -> Gauge {
+        self.inbox.depth.clone()
+    }
 }
 
 #[cfg(test)]

@@ -195,8 +195,9 @@ async fn open_conversations(options: &Options) -> anyhow::Result<()> {
                 }
             });
         let loading = Instant::now();
-        let sent =
-            actix_rt::spawn(sim.sim().stream(frames, options.load_rate).context("the daemon is not listening")?);
+        let sent = actix_rt::spawn(
+            sim.sim().stream(frames, options.load_rate).context("the daemon is not listening")?,
+        );
         let give_up = loading + options.load_timeout;
         let mut reported = loading;
         let mut held: u64;
@@ -299,7 +300,8 @@ async fn churn(options: &Options) -> anyhow::Result<()> {
         actix_rt::time::sleep(Duration::from_secs(30)).await;
         let now = daemon.metric("timelined_open_conversations").await?;
         let open_settled = (now - last).abs() <= 0.02 * last.max(1.0);
-        if (open_settled && warming.elapsed() > tombstones_settle) || warming.elapsed() > Duration::from_secs(900)
+        if (open_settled && warming.elapsed() > tombstones_settle)
+            || warming.elapsed() > Duration::from_secs(900)
         {
             break;
         }

@@ -39,6 +39,9 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Stop reading while the timeline's mailbox holds this many messages, until it holds
+    /// half as many (none: never; a full mailbox drops).
+    pub pause_reading_at: Option<i64>,
 }
 
 /// Connect to this target; an open socket is replaced make-before-break.
@@ -371,6 +374,27 @@ impl ConnectionActor {
         }
     }
 
+    /// Backpressure: while the timeline's mailbox is nearly full, read nothing more (a
+    /// waiting context polls none of its streams) — TCP holds the rest back.
+    fn hold_back(&mut self, ctx: &mut Context<Self>) {
+        let Some(pause_at) = self.config.pause_reading_at else {
+            return;
+        };
+        let depth = self.links.timeline.depth_gauge();
+        if depth.get() < pause_at {
+            return;
+        }
+        let resume_at = pause_at / 2;
+        ctx.wait(
+            async move {
+                while depth.get() > resume_at {
+                    actix_rt::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
     fn message(&mut self, generation: u64, kind: FrameKind, bytes: Bytes, ctx: &mut Context<Self>) {
         self.metrics.frames_received.inc();
         let dialect = self.target.as_ref().map(|t| t.dialect).unwrap_or_default();
@@ -398,6 +422,7 @@ impl ConnectionActor {
                     self.links.gaps.mark_all(dropped.message.0.iter().map(|e| &*e.conversation));
                     self.bad_input.dropped(&self.log, self.links.timeline.stage(), dropped.reason);
                 }
+                self.hold_back(ctx);
             }
             Decoded::Pong => {
                 let _ = self.links.pong.try_send(PongReceived);

@@ -115,7 +115,8 @@ impl TimelineBook {
         let close_after = self.rules.close_after;
         let (conversation, applied, first_seen, check) = match self.open.get_mut(&*event.conversation) {
             Some(mut timeline) => {
-                timeline.live_latest = Some(timeline.live_latest.map_or(at, |latest| latest.max(at)));
+                timeline.live_latest =
+                    Some(timeline.live_latest.get().map_or(at, |latest| latest.max(at))).into();
                 let applied = timeline.apply(event, now);
                 // A timeline parked until its verification or eviction is due again at the
                 // end of this new quiet period.
@@ -129,7 +130,7 @@ impl TimelineBook {
             None => {
                 let conversation = event.conversation.clone();
                 let mut timeline = Timeline::new(conversation.clone(), now);
-                timeline.live_latest = Some(at);
+                timeline.live_latest = Some(at).into();
                 timeline.check_at = now + close_after;
                 let applied = timeline.apply(event, now);
                 self.open.insert(conversation.clone(), Box::new(timeline));
@@ -219,7 +220,7 @@ impl TimelineBook {
         };
         // Missed = an event the stream had already gone past. One later than anything the
         // stream delivered may just not have arrived yet: it proves nothing lost.
-        let watermark = timeline.live_latest;
+        let watermark = timeline.live_latest.get();
         let certain = timeline.certain_loss;
         let mut recovered = false;
         let mut accepted = false;

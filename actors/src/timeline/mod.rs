@@ -60,8 +60,35 @@ fn time(at: Millis) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at).unwrap_or_default()
 }
 
+/// An event time or none, in 8 bytes (an `Option<i64>` takes 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp(Millis);
+
+impl Stamp {
+    const NONE: Stamp = Stamp(Millis::MIN);
+
+    fn get(self) -> Option<Millis> {
+        (self != Stamp::NONE).then_some(self.0)
+    }
+
+    fn is_some(self) -> bool {
+        self != Stamp::NONE
+    }
+
+    fn is_none(self) -> bool {
+        self == Stamp::NONE
+    }
+}
+
+impl From<Option<Millis>> for Stamp {
+    fn from(at: Option<Millis>) -> Self {
+        // `Millis::MIN` is not a time chrono can hold, so it never stands for a real one.
+        at.map_or(Stamp::NONE, Stamp)
+    }
+}
+
 /// One participant as far as it is known. Interned details and a packed id keep it at
-/// 72 bytes: a timeline is mostly its participants (issue 5: ≤ 1 KiB per conversation).
+/// 56 bytes: a timeline is mostly its participants (issue 5: ≤ 1 KiB per conversation).
 #[derive(Clone, Debug)]
 struct ParticipantState {
     id: CompactId,
@@ -69,15 +96,15 @@ struct ParticipantState {
     user: Option<Symbol>,
     queue: Option<Symbol>,
     disconnect_type: Option<Symbol>,
-    joined_at: Option<Millis>,
-    left_at: Option<Millis>,
+    joined: Stamp,
+    left: Stamp,
 }
 
 impl ParticipantState {
     fn slot(&self, action: Action) -> Option<Millis> {
         match action {
-            Action::Joined => self.joined_at,
-            Action::Left => self.left_at,
+            Action::Joined => self.joined.get(),
+            Action::Left => self.left.get(),
         }
     }
 
@@ -139,7 +166,7 @@ pub struct Timeline {
     certain_loss: bool,
     /// The latest event time the live stream delivered for this conversation: a backfilled
     /// event before it was missed; one after it may only be ahead of the stream.
-    live_latest: Option<Millis>,
+    live_latest: Stamp,
     /// When this conversation was first seen (opened).
     first_seen: Instant,
     last_arrival: Instant,
@@ -190,7 +217,7 @@ impl Timeline {
             verified_while_quiet: false,
             recovered_since_gap: false,
             certain_loss: false,
-            live_latest: None,
+            live_latest: Stamp::NONE,
             first_seen: now,
             last_arrival: now,
             check_at: now,
@@ -214,8 +241,8 @@ impl Timeline {
                 purpose: p.purpose.map(Symbol::from),
                 user: p.user_id.map(Symbol::from),
                 queue: p.queue_id.map(Symbol::from),
-                joined_at: p.joined_at.map(millis),
-                left_at: p.left_at.map(millis),
+                joined: p.joined_at.map(millis).into(),
+                left: p.left_at.map(millis).into(),
                 disconnect_type: p.disconnect_type.map(Symbol::from),
             });
         }
@@ -235,7 +262,7 @@ impl Timeline {
             && now.saturating_duration_since(self.last_arrival) >= rules.close_after
             && !self.has_held()
             && !self.backfill_pending
-            && self.participants.iter().any(|p| p.left_at.is_some() && p.joined_at.is_none())
+            && self.participants.iter().any(|p| p.left.is_some() && p.joined.is_none())
     }
 
     /// Quiet for `verify_after`, not checked since, nothing awaited: worth asking the API
@@ -253,7 +280,7 @@ impl Timeline {
     }
 
     pub fn latest_entry_time(&self) -> Option<DateTime<Utc>> {
-        self.participants.iter().flat_map(|p| [p.joined_at, p.left_at]).flatten().max().map(time)
+        self.participants.iter().flat_map(|p| [p.joined.get(), p.left.get()]).flatten().max().map(time)
     }
 
     pub fn conversation(&self) -> &str {
@@ -274,8 +301,8 @@ impl Timeline {
                     user: None,
                     queue: None,
                     disconnect_type: None,
-                    joined_at: None,
-                    left_at: None,
+                    joined: Stamp::NONE,
+                    left: Stamp::NONE,
                 });
                 self.participants.len() - 1
             }
@@ -284,13 +311,13 @@ impl Timeline {
         };
         let state = &mut self.participants[index];
         let slot = match event.action {
-            Action::Joined => &mut state.joined_at,
-            Action::Left => &mut state.left_at,
+            Action::Joined => &mut state.joined,
+            Action::Left => &mut state.left,
         };
         if slot.is_some() {
             return Applied::Duplicate;
         }
-        *slot = Some(millis(event.at));
+        *slot = Stamp::from(Some(millis(event.at)));
         self.seen.push(fingerprint);
         self.verified_while_quiet = false;
         fill(&mut state.purpose, event.purpose);
@@ -321,7 +348,7 @@ impl Timeline {
     /// Every entry, held or not, unsorted.
     fn entry_keys(&self) -> impl Iterator<Item = EntryKey> + '_ {
         self.participants.iter().enumerate().flat_map(|(index, p)| {
-            [(Action::Joined, p.joined_at), (Action::Left, p.left_at)]
+            [(Action::Joined, p.joined.get()), (Action::Left, p.left.get())]
                 .into_iter()
                 .filter_map(move |(action, at)| Some(EntryKey { at: at?, action, participant: index as u16 }))
         })
@@ -364,7 +391,7 @@ impl Timeline {
     /// Every participant seen has both joined and left.
     fn all_left(&self) -> bool {
         !self.participants.is_empty()
-            && self.participants.iter().all(|p| p.joined_at.is_some() && p.left_at.is_some())
+            && self.participants.iter().all(|p| p.joined.is_some() && p.left.is_some())
     }
 
     fn closable(&self, now: Instant, rules: &TimelineRules) -> bool {
@@ -452,8 +479,8 @@ impl Timeline {
                 purpose: p.purpose.map(|s| s.as_str().to_owned()),
                 user_id: p.user.map(|s| s.as_str().to_owned()),
                 queue_id: p.queue.map(|s| s.as_str().to_owned()),
-                joined_at: p.joined_at.map(time),
-                left_at: p.left_at.map(time),
+                joined_at: p.joined.get().map(time),
+                left_at: p.left.get().map(time),
                 disconnect_type: p.disconnect_type.map(|s| s.as_str().to_owned()),
             })
             .collect();
@@ -470,9 +497,9 @@ impl Timeline {
         TimelineRecord {
             conversation_id: self.conversation.to_string(),
             media_types,
-            started_at: self.participants.iter().filter_map(|p| p.joined_at).min().map(time),
+            started_at: self.participants.iter().filter_map(|p| p.joined.get()).min().map(time),
             ended_at: if all_left {
-                self.participants.iter().filter_map(|p| p.left_at).max().map(time)
+                self.participants.iter().filter_map(|p| p.left.get()).max().map(time)
             } else {
                 None
             },

@@ -451,3 +451,10 @@ fn checks_do_not_accumulate_for_closed_or_busy_timelines() {
     book.tick(now + Duration::from_secs(120));
     assert_eq!(book.pending_checks(), 0, "closed timelines leave no checks behind");
 }
+
+#[test]
+fn what_every_open_timeline_holds_many_of_stays_small() {
+    // Issue 5: ≤ 1 KiB per open conversation. A timeline is mostly its participants.
+    assert!(std::mem::size_of::<ParticipantState>() <= 56, "{}", std::mem::size_of::<ParticipantState>());
+    assert!(std::mem::size_of::<Timeline>() <= 224, "{}", std::mem::size_of::<Timeline>());
+}
