@@ -13,15 +13,93 @@ use std::sync::Arc;
 // Strings are borrowed from the frame (`Cow`: owned only when JSON escapes make them
 // differ): a snapshot repeats every participant, and most of it is known already.
 
-#[derive(Deserialize)]
+/// A frame, read in one pass: Genesys writes `topicName` before `eventBody`, so the body
+/// is decoded as what its topic calls for as it is read. A body that comes first is kept
+/// raw and decoded after (the JSON object is unordered).
 struct Envelope<'a> {
-    #[serde(rename = "topicName", borrow)]
     topic: Option<Cow<'a, str>>,
-    #[serde(rename = "eventBody", borrow)]
-    body: Option<&'a RawValue>,
+    body: Option<Body<'a>>,
     /// Socket-subscribe answers carry `result`/`status` instead of a topic.
-    #[serde(borrow)]
     result: Option<Cow<'a, str>>,
+}
+
+enum Body<'a> {
+    Raw(&'a RawValue),
+    Snapshot(Conversation<'a>),
+    Detail(DetailEvent<'a>),
+    Metadata(MetadataBody),
+    /// A topic whose body carries nothing for us.
+    Skipped,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier)]
+        enum Field {
+            #[serde(rename = "topicName")]
+            Topic,
+            #[serde(rename = "eventBody")]
+            Body,
+            #[serde(rename = "result")]
+            Result,
+            #[serde(other)]
+            Other,
+        }
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Envelope<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a notification frame")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                use serde::de::IgnoredAny;
+                let mut envelope = Envelope { topic: None, body: None, result: None };
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Topic => envelope.topic = map.next_value()?,
+                        Field::Body => {
+                            let topic = envelope.topic.as_deref().map(classify);
+                            envelope.body = Some(match topic {
+                                None => Body::Raw(map.next_value()?),
+                                Some(Some(Topic::Snapshot { .. })) => Body::Snapshot(map.next_value()?),
+                                Some(Some(Topic::Detail { .. })) => Body::Detail(map.next_value()?),
+                                Some(Some(Topic::Metadata)) => Body::Metadata(map.next_value()?),
+                                Some(_) => {
+                                    map.next_value::<IgnoredAny>()?;
+                                    Body::Skipped
+                                }
+                            });
+                        }
+                        Field::Result => envelope.result = map.next_value()?,
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(envelope)
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// The body as `T`: decoded already, or now from the raw text kept when it came before
+/// its topic.
+fn body<'a, T: Deserialize<'a>>(
+    topic: &str,
+    body: Option<Body<'a>>,
+    decoded: impl FnOnce(Body<'a>) -> Option<T>,
+) -> Result<T, DecodeError> {
+    match body {
+        Some(Body::Raw(raw)) => serde_json::from_str(raw.get()).map_err(DecodeError::from_json),
+        Some(body) => decoded(body).ok_or_else(|| {
+            DecodeError::new(MalformedReason::WrongType, format!("{topic}: unexpected eventBody"))
+        }),
+        None => Err(DecodeError::new(MalformedReason::WrongType, format!("{topic}: no eventBody"))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -249,14 +327,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     };
     let classified = classify(&topic)
         .ok_or_else(|| DecodeError::new(MalformedReason::UnknownTopic, topic.clone().into_owned()))?;
-    let body = || {
-        envelope
-            .body
-            .ok_or_else(|| DecodeError::new(MalformedReason::WrongType, format!("{topic}: no eventBody")))
-    };
     match classified {
         Topic::Metadata => {
-            let meta: MetadataBody = serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            let meta: MetadataBody = body(&topic, envelope.body, |body| match body {
+                Body::Metadata(meta) => Some(meta),
+                _ => None,
+            })?;
             Ok(match meta.message.as_deref() {
                 Some("WebSocket Heartbeat") => Decoded::Heartbeat,
                 Some("pong") => Decoded::Pong,
@@ -266,12 +342,17 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         Topic::SocketClosing => Ok(Decoded::SocketClosing),
         Topic::ChannelGone => Ok(Decoded::ChannelGone),
         Topic::Snapshot { media_suffix } => {
-            let conversation: Conversation =
-                serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            let conversation: Conversation = body(&topic, envelope.body, |body| match body {
+                Body::Snapshot(conversation) => Some(conversation),
+                _ => None,
+            })?;
             Ok(Decoded::Events(snapshot_events(conversation, media_suffix)))
         }
         Topic::Detail { kind, action } => {
-            let detail: DetailEvent = serde_json::from_str(body()?.get()).map_err(DecodeError::from_json)?;
+            let detail: DetailEvent = body(&topic, envelope.body, |body| match body {
+                Body::Detail(detail) => Some(detail),
+                _ => None,
+            })?;
             detail_event(detail, kind, action).map(Decoded::Events)
         }
     }
@@ -470,6 +551,15 @@ mod tests {
         assert_eq!(event.media.map(Symbol::as_str), Some("voice"));
         assert_eq!(event.disconnect_type.map(Symbol::as_str), Some("transfer.consult"));
         assert_eq!(event.at.timestamp_millis(), 1767258000123);
+    }
+
+    #[test]
+    fn a_body_before_its_topic_decodes_the_same() {
+        let (topic, rest) = QUEUE_SNAPSHOT.split_once(r#","version":"2","#).unwrap();
+        let (body, metadata) = rest.split_once(r#","metadata""#).unwrap();
+        let reordered = format!("{{{body},{},\"version\":\"2\",\"metadata\"{metadata}", &topic[1..]);
+        assert!(reordered.find("eventBody") < reordered.find("topicName"), "{reordered}");
+        assert_eq!(events(&reordered), events(QUEUE_SNAPSHOT));
     }
 
     #[test]
