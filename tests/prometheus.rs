@@ -87,7 +87,11 @@ async fn prometheus_reads_the_daemons_drop_count_and_promtool_finds_the_text_cle
     let fixture = Fixture::start(
         SimConfig { seed: 71, conversations: 120, rate: 20_000, ..SimConfig::default() },
         Dialect::Notifications,
-        |settings| settings.pipeline.timeline_mailbox = 2,
+        |settings| {
+            settings.pipeline.timeline_mailbox = 2;
+            // Read regardless, so that the burst overflows rather than being held back.
+            settings.pipeline.pause_reading = false;
+        },
     )
     .await;
     fixture.finish().await;
