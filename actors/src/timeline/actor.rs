@@ -15,6 +15,7 @@ use crate::mailbox::{Inbox, Mailbox, Weighted};
 use crate::metrics::{DropReason, Metrics};
 use actix::prelude::*;
 use slog::Logger;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,7 +99,9 @@ pub struct TimelineActor {
     /// Set for when the oldest held entry's reorder window ends.
     release_timer: Option<SpawnHandle>,
     /// A checkpoint is being written.
-    checkpointing: Arc<std::sync::atomic::AtomicBool>,
+    checkpointing: Arc<AtomicBool>,
+    /// The thread that writes checkpoints, once the first is due.
+    checkpointer: Option<std::sync::mpsc::SyncSender<state::Snapshot>>,
     inbox: Inbox,
     links: TimelineLinks,
     config: TimelineActorConfig,
@@ -130,6 +133,7 @@ impl TimelineActor {
             redelivery: Default::default(),
             release_timer: None,
             checkpointing: Default::default(),
+            checkpointer: None,
             inbox,
             links,
             config,
@@ -167,27 +171,40 @@ impl TimelineActor {
     }
 
     /// Save the open timelines so that a SIGKILL loses at most one interval. On a thread of
-    /// its own: a large book takes seconds to write, and events keep coming meanwhile. One
-    /// still being written is not started again.
+    /// its own (one for the daemon's life): a large book takes seconds to write, and events
+    /// keep coming meanwhile. A checkpoint still being written is not started again.
     fn checkpoint(&mut self) {
         let Some(directory) = self.config.state_directory.clone() else {
             return;
         };
-        if self.checkpointing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if self.checkpointing.swap(true, Ordering::SeqCst) {
             return;
         }
-        let snapshot = self.book.snapshot();
-        let checkpointing = self.checkpointing.clone();
-        let log = self.log.clone();
-        let spawned = std::thread::Builder::new().name("timelined-ckpt".into()).spawn(move || {
-            if let Err(error) = state::save(&directory, &snapshot) {
-                slog::error!(log, "checkpoint failed"; "error" => %error);
+        if self.checkpointer.is_none() {
+            let (sender, snapshots) = std::sync::mpsc::sync_channel::<state::Snapshot>(1);
+            let (checkpointing, log) = (self.checkpointing.clone(), self.log.clone());
+            let spawned = std::thread::Builder::new().name("timelined-ckpt".into()).spawn(move || {
+                for snapshot in snapshots {
+                    if let Err(error) = state::save(&directory, &snapshot) {
+                        slog::error!(log, "checkpoint failed"; "error" => %error);
+                    }
+                    checkpointing.store(false, Ordering::SeqCst);
+                }
+            });
+            match spawned {
+                Ok(_) => self.checkpointer = Some(sender),
+                Err(error) => {
+                    slog::error!(self.log, "checkpoint failed"; "error" => %error);
+                    self.checkpointing.store(false, Ordering::SeqCst);
+                    return;
+                }
             }
-            checkpointing.store(false, std::sync::atomic::Ordering::SeqCst);
-        });
-        if let Err(error) = spawned {
-            slog::error!(self.log, "checkpoint failed"; "error" => %error);
-            self.checkpointing.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        let snapshot = self.book.snapshot();
+        if let Some(checkpointer) = &self.checkpointer {
+            if checkpointer.try_send(snapshot).is_err() {
+                self.checkpointing.store(false, Ordering::SeqCst);
+            }
         }
     }
 

@@ -8,8 +8,7 @@ use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,9 +68,10 @@ pub struct TimelineBook {
     open: Arc<OpenTimelines>,
     /// Conversations that took an entry, in arrival order, with when it arrived.
     releases: VecDeque<(Instant, Arc<str>)>,
-    /// When each open timeline is next due for a check. Only the entry equal to the
-    /// timeline's `check_at` is live; one left behind when that moved is skipped.
-    checks: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    /// When each open timeline is next due for a check: one entry each, its `check_at`
+    /// (an entry left behind when that moved would linger until the old time — up to
+    /// `idle_timeout` — and the queue would grow with every conversation closed).
+    checks: BTreeSet<(Instant, Arc<str>)>,
     tombstones: HashSet<Arc<str>>,
     /// The tombstones in the order they were laid, with when: expired from the front.
     tombstone_ages: VecDeque<(Instant, Arc<str>)>,
@@ -90,7 +90,7 @@ impl TimelineBook {
             rules,
             open,
             releases: VecDeque::new(),
-            checks: BinaryHeap::new(),
+            checks: BTreeSet::new(),
             tombstones: HashSet::new(),
             tombstone_ages: VecDeque::new(),
             backfills: Vec::new(),
@@ -120,12 +120,14 @@ impl TimelineBook {
                 let applied = timeline.apply(event, now);
                 // A timeline parked until its verification or eviction is due again at the
                 // end of this new quiet period.
-                let check = (applied == Applied::Accepted && timeline.check_at > now + close_after)
-                    .then(|| now + close_after);
-                if let Some(due) = check {
-                    timeline.check_at = due;
-                }
-                (timeline.conversation.clone(), applied, false, check)
+                let moved = (applied == Applied::Accepted && timeline.check_at > now + close_after)
+                    .then(|| std::mem::replace(&mut timeline.check_at, now + close_after));
+                (
+                    timeline.conversation.clone(),
+                    applied,
+                    false,
+                    moved.map(|from| (Some(from), now + close_after)),
+                )
             }
             None => {
                 let conversation = event.conversation.clone();
@@ -134,11 +136,14 @@ impl TimelineBook {
                 timeline.check_at = now + close_after;
                 let applied = timeline.apply(event, now);
                 self.open.insert(conversation.clone(), Box::new(timeline));
-                (conversation, applied, true, Some(now + close_after))
+                (conversation, applied, true, Some((None, now + close_after)))
             }
         };
-        if let Some(due) = check {
-            self.checks.push(Reverse((due, conversation.clone())));
+        if let Some((from, due)) = check {
+            if let Some(from) = from {
+                self.checks.remove(&(from, conversation.clone()));
+            }
+            self.checks.insert((due, conversation.clone()));
         }
         if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
             self.mark_gap(&conversation, now, GapCause::Outage);
@@ -168,7 +173,7 @@ impl TimelineBook {
         let conversation: Arc<str> = conversation.into();
         let mut timeline = Timeline::new(conversation.clone(), now);
         timeline.check_at = now + self.rules.close_after;
-        self.checks.push(Reverse((timeline.check_at, conversation.clone())));
+        self.checks.insert((timeline.check_at, conversation.clone()));
         self.open.insert(conversation, Box::new(timeline));
     }
 
@@ -289,11 +294,8 @@ impl TimelineBook {
     /// for the backfills that quiet timelines call for.
     pub fn tick(&mut self, now: Instant) -> Tick {
         let mut tick = Tick { updates: self.release(now), closed: Vec::new() };
-        while let Some(Reverse((due, _))) = self.checks.peek() {
-            if *due > now {
-                break;
-            }
-            let Some(Reverse((due, conversation))) = self.checks.pop() else {
+        while self.checks.first().is_some_and(|(due, _)| *due <= now) {
+            let Some((due, conversation)) = self.checks.pop_first() else {
                 break;
             };
             self.check(&conversation, due, now, &mut tick);
@@ -348,7 +350,7 @@ impl TimelineBook {
         }
         if let Some(mut timeline) = self.open.get_mut(conversation) {
             timeline.check_at = timeline.next_check(now, &self.rules, RECHECK_INTERVAL);
-            self.checks.push(Reverse((timeline.check_at, conversation.clone())));
+            self.checks.insert((timeline.check_at, conversation.clone()));
         }
     }
 
@@ -356,6 +358,7 @@ impl TimelineBook {
         let Some((conversation, mut timeline)) = self.open.remove(conversation) else {
             return;
         };
+        self.checks.remove(&(timeline.check_at, conversation.clone()));
         // Whatever is still held is published now, in order, before the summary.
         for (entry, late) in timeline.release(now, Duration::ZERO) {
             tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
@@ -416,7 +419,7 @@ impl TimelineBook {
             }
             let mut timeline = Timeline::restore(record, now);
             timeline.check_at = now + self.rules.close_after;
-            self.checks.push(Reverse((timeline.check_at, timeline.conversation.clone())));
+            self.checks.insert((timeline.check_at, timeline.conversation.clone()));
             self.open.insert(timeline.conversation.clone(), Box::new(timeline));
             restored += 1;
         }
