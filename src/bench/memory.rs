@@ -329,12 +329,15 @@ async fn churn(options: &Options) -> anyhow::Result<()> {
         closed_during / (options.minutes * 60.0)
     );
     println!(
-        "result: RSS start {} end {} min {} max {} — worst {:.1} % from start; target ±{:.0} %: {}",
+        "result: RSS start {} end {} min {} max {} median {} — worst {:.1} % from the median, drift {:+.1} % \
+         (last tenth against first); target ±{:.0} %: {}",
         mib(flat.start),
         mib(flat.end),
         mib(flat.min),
         mib(flat.max),
+        mib(flat.median),
         flat.worst_deviation * 100.0,
+        flat.drift * 100.0,
         TARGET_FLATNESS * 100.0,
         verdict(flat.is_flat_within(TARGET_FLATNESS))
     );

@@ -69,8 +69,14 @@ pub struct Flatness {
     pub end: u64,
     pub min: u64,
     pub max: u64,
-    /// Largest deviation of any sample from `start`, as a fraction of `start` (0.05 = 5 %).
+    /// The median sample: the level the series is judged against (a checkpoint's brief
+    /// peak in the first sample would otherwise set it).
+    pub median: u64,
+    /// Largest deviation of any sample from `median`, as a fraction of it (0.05 = 5 %).
     pub worst_deviation: f64,
+    /// The last tenth of the samples against the first tenth (means), as a fraction of the
+    /// first: growth over the run, whatever the noise.
+    pub drift: f64,
 }
 
 impl Flatness {
@@ -80,11 +86,25 @@ impl Flatness {
         let end = *samples.last()?;
         let min = *samples.iter().min()?;
         let max = *samples.iter().max()?;
-        let deviation = |value: u64| ratio(value.abs_diff(start) as f64, start as f64);
-        Some(Flatness { start, end, min, max, worst_deviation: deviation(min).max(deviation(max)) })
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let median = sorted[sorted.len() / 2];
+        let deviation = |value: u64| ratio(value.abs_diff(median) as f64, median as f64);
+        let tenth = samples.len().div_ceil(10);
+        let mean = |part: &[u64]| part.iter().sum::<u64>() as f64 / part.len() as f64;
+        let (first, last) = (mean(&samples[..tenth]), mean(&samples[samples.len() - tenth..]));
+        Some(Flatness {
+            start,
+            end,
+            min,
+            max,
+            median,
+            worst_deviation: deviation(min).max(deviation(max)),
+            drift: ratio(last - first, first),
+        })
     }
 
-    /// Every sample within `tolerance` (a fraction) of the first.
+    /// Every sample within `tolerance` (a fraction) of the median.
     pub fn is_flat_within(&self, tolerance: f64) -> bool {
         self.worst_deviation <= tolerance
     }
@@ -179,13 +199,15 @@ mod tests {
     }
 
     #[test]
-    fn flatness_is_measured_against_the_first_sample() {
-        let flat = Flatness::of(&[100, 104, 97, 101]).unwrap();
-        assert_eq!((flat.start, flat.end, flat.min, flat.max), (100, 101, 97, 104));
-        assert!((flat.worst_deviation - 0.04).abs() < 1e-12);
+    fn flatness_is_measured_against_the_median_and_drift_between_the_ends() {
+        let flat = Flatness::of(&[104, 100, 97, 101, 100]).unwrap();
+        assert_eq!((flat.start, flat.end, flat.min, flat.max, flat.median), (104, 100, 97, 104, 100));
+        assert!((flat.worst_deviation - 0.04).abs() < 1e-12, "{}", flat.worst_deviation);
         assert!(flat.is_flat_within(0.05));
-        let growing = Flatness::of(&[100, 103, 106]).unwrap();
+        assert!((flat.drift - (100.0 - 104.0) / 104.0).abs() < 1e-12, "{}", flat.drift);
+        let growing = Flatness::of(&[100, 103, 106, 109]).unwrap();
         assert!(!growing.is_flat_within(0.05));
+        assert!((growing.drift - 0.09).abs() < 1e-12, "{}", growing.drift);
         assert_eq!(Flatness::of(&[]), None);
     }
 

@@ -131,29 +131,57 @@ struct ParticipantSummary<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Participants<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = Participants<'a>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of participants")
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut participants = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-                while let Some(participant) = seq.next_element::<Participant<'de>>()? {
-                    participants.push(ParticipantSummary {
-                        details: participant_details(&participant),
-                        id: participant.id,
-                        connected_time: participant.connected_time,
-                        end_time: participant.end_time,
-                    });
-                }
-                Ok(Participants(participants))
-            }
-        }
-        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+        let participants = Vec::with_capacity(8);
+        fold_array(
+            deserializer,
+            "an array of participants",
+            participants,
+            |all, participant: Participant<'de>| {
+                all.push(ParticipantSummary {
+                    details: participant_details(&participant),
+                    id: participant.id,
+                    connected_time: participant.connected_time,
+                    end_time: participant.end_time,
+                })
+            },
+        )
+        .map(Participants)
     }
+}
+
+/// Read a JSON array element by element into `init` with `step`, without collecting it.
+fn fold_array<'de, D, T, A>(
+    deserializer: D,
+    expecting: &'static str,
+    init: A,
+    step: impl FnMut(&mut A, T),
+) -> Result<A, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Fold<T, A, F> {
+        expecting: &'static str,
+        init: A,
+        step: F,
+        item: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>, A, F: FnMut(&mut A, T)> serde::de::Visitor<'de> for Fold<T, A, F> {
+        type Value = A;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(mut self, mut seq: S) -> Result<A, S::Error> {
+            let mut folded = self.init;
+            while let Some(item) = seq.next_element::<T>()? {
+                (self.step)(&mut folded, item);
+            }
+            Ok(folded)
+        }
+    }
+    deserializer.deserialize_seq(Fold { expecting, init, step, item: std::marker::PhantomData })
 }
 
 /// Both participant shapes in one: the full one (`userId`, `queueId`, session arrays) and
@@ -203,26 +231,17 @@ struct Sessions<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Sessions<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = Sessions<'a>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of sessions")
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut sessions = Sessions::default();
-                while let Some(session) = seq.next_element::<Session<'de>>()? {
-                    sessions.any = true;
-                    if session.disconnect_type.is_some() {
-                        sessions.last_disconnect_type = session.disconnect_type;
-                    }
+        fold_array(
+            deserializer,
+            "an array of sessions",
+            Sessions::default(),
+            |sessions, session: Session<'de>| {
+                sessions.any = true;
+                if session.disconnect_type.is_some() {
+                    sessions.last_disconnect_type = session.disconnect_type;
                 }
-                Ok(sessions)
-            }
-        }
-        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+            },
+        )
     }
 }
 
