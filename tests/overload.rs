@@ -35,7 +35,7 @@ async fn a_full_timeline_mailbox_drops_counts_exactly_and_every_affected_timelin
     settings.pipeline.pause_reading = false;
     let daemon = Daemon::start(&settings, quiet_logger()).unwrap();
     wait_until("every conversation closed into the sink", Duration::from_secs(60), || {
-        sim.finished() && read_jsonl(&sink).len() >= sim.truth().len()
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
     })
     .await;
 
@@ -76,7 +76,7 @@ async fn a_nearly_full_timeline_mailbox_holds_the_socket_back_and_nothing_is_dro
     assert!(settings.pipeline.pause_reading, "on by default");
     let daemon = Daemon::start(&settings, quiet_logger()).unwrap();
     wait_until("every conversation closed into the sink", Duration::from_secs(60), || {
-        sim.finished() && read_jsonl(&sink).len() >= sim.truth().len()
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
     })
     .await;
 
@@ -131,7 +131,7 @@ async fn a_stalled_log_output_drops_only_its_own_lines_counted_exactly() {
     wait_until(
         "every conversation closed into the sink while the log is stalled",
         Duration::from_secs(60),
-        || sim.finished() && read_jsonl(&sink).len() >= sim.truth().len(),
+        || sim.finished() && sink_holds_all(&sink, &sim.truth()),
     )
     .await;
     assert_eq!(daemon.readiness(), Ok(()), "the pipeline kept streaming");

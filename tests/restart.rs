@@ -114,7 +114,7 @@ async fn interrupted_run(seed: u64, kill: bool) -> (usize, String) {
 
     let mut second = start(&config, &log);
     wait_until("the second daemon to close every conversation", Duration::from_secs(60), || {
-        sim.finished() && read_jsonl(&sink).len() >= sim.truth().len()
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
     })
     .await;
     assert!(terminate(&mut second).await.success());

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use timelined::cli::{demo_settings, jsonl_sink};
@@ -58,6 +58,15 @@ pub fn read_jsonl(path: &Path) -> Vec<TimelineRecord> {
         .collect()
 }
 
+/// Whether every conversation of `truth` has been written to the sink. By id, not by
+/// count: injected conversations and duplicates also land in the sink, and counting them
+/// would end a wait before the last played conversation is written.
+pub fn sink_holds_all(sink: &Path, truth: &[TimelineRecord]) -> bool {
+    let written: BTreeSet<String> =
+        read_jsonl(sink).into_iter().map(|record| record.conversation_id).collect();
+    truth.iter().all(|record| written.contains(&record.conversation_id))
+}
+
 pub fn by_id(records: Vec<TimelineRecord>) -> BTreeMap<String, TimelineRecord> {
     records.into_iter().map(|r| (r.conversation_id.clone(), r)).collect()
 }
@@ -97,7 +106,7 @@ pub fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 /// the daemon marked a gap, it says so, is healed and complete, and otherwise equals it.
 /// Returns how many were healed.
 pub fn assert_equal_or_healed(label: &str, closed: &[TimelineRecord], truth: &[TimelineRecord]) -> usize {
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for record in closed {
         assert!(
             seen.insert(record.conversation_id.clone()),
@@ -191,7 +200,7 @@ impl Fixture {
     /// Wait for every conversation to close into the sink; returns (closed, truth, hidden).
     pub async fn finish(&self) -> (Vec<TimelineRecord>, Vec<TimelineRecord>, BTreeSet<String>) {
         wait_until("every conversation to close into the sink", Duration::from_secs(60), || {
-            self.sim.finished() && read_jsonl(&self.sink).len() >= self.sim.truth().len()
+            self.sim.finished() && sink_holds_all(&self.sink, &self.sim.truth())
         })
         .await;
         (read_jsonl(&self.sink), self.sim.truth(), self.sim.hidden())
@@ -215,8 +224,6 @@ impl Fixture {
         self.sim.stop().await;
     }
 }
-
-use std::collections::BTreeSet;
 
 /// Every truth conversation closed exactly once and equal to the truth — or marked with
 /// its gap, healed, and otherwise equal (normally only where the simulator hid frames).
