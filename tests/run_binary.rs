@@ -1,6 +1,7 @@
 //! `timelined run` as a real process against the in-process simulator on loopback: it
 //! logs joins, leaves and closed timelines; the client secret, the access tokens and the
-//! channel id never appear in what it writes; SIGTERM ends it with exit code 0.
+//! channel id never appear in what it writes; SIGTERM ends it with exit code 0; transparent
+//! huge pages are off for it.
 
 mod common;
 
@@ -55,6 +56,13 @@ async fn run_logs_timelines_and_never_a_secret() {
         sim.finished() && read_jsonl(&sink).len() >= expected
     })
     .await;
+    // mimalloc asks for huge pages, and khugepaged then grows RSS by time (BENCHMARKS.md,
+    // figure 3): the daemon turns them off for itself.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    assert!(
+        status.lines().any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])),
+        "transparent huge pages are on for the daemon:\n{status}"
+    );
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let give_up = std::time::Instant::now() + Duration::from_secs(20);
