@@ -58,10 +58,10 @@ async fn run_logs_timelines_and_never_a_secret() {
     .await;
     // mimalloc asks for huge pages, and khugepaged then grows RSS by time (BENCHMARKS.md,
     // figure 3): the daemon turns them off for itself.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let process_status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     assert!(
-        status.lines().any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])),
-        "transparent huge pages are on for the daemon:\n{status}"
+        process_status.lines().any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])),
+        "transparent huge pages are on for the daemon:\n{process_status}"
     );
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
