@@ -10,16 +10,51 @@ use std::process::ExitCode;
 use std::time::Duration;
 use timelined_actors::secret::Secret;
 use timelined_actors::wire::Dialect;
+use tokio::signal::unix::{Signal, SignalKind};
 
-/// Resolves on SIGTERM or SIGINT.
-async fn termination() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// The signals the daemon answers: SIGTERM and SIGINT stop it, SIGHUP reopens its sinks.
+/// Installed before anything else starts, so that none of them ends the process with the
+/// default action (no save) while it is starting.
+struct Signals {
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+enum Received {
+    Stop,
+    Reopen,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        let install = |kind| tokio::signal::unix::signal(kind).ok();
+        Signals {
+            terminate: install(SignalKind::terminate()),
+            interrupt: install(SignalKind::interrupt()),
+            hangup: install(SignalKind::hangup()),
+        }
+    }
+
+    async fn next(&mut self) -> Received {
+        async fn on(signal: &mut Option<Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = on(&mut self.terminate) => Received::Stop,
+            _ = on(&mut self.interrupt) => Received::Stop,
+            _ = on(&mut self.hangup) => Received::Reopen,
+        }
+    }
+
+    /// Resolves on SIGTERM or SIGINT (SIGHUP is taken and ignored).
+    async fn termination(&mut self) {
+        while let Received::Reopen = self.next().await {}
     }
 }
 
@@ -27,10 +62,14 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let (log, _guard) = telemetry::logger(settings.log.format, settings.log.level);
     let system = actix_rt::System::new();
     system.block_on(async move {
+        let mut signals = Signals::install();
         let daemon = Daemon::start(&settings, log.clone())?;
         systemd::ready("started; connecting", &log);
         let watchdog = systemd::spawn_watchdog(daemon.probe(), log.clone());
-        termination().await;
+        while let Received::Reopen = signals.next().await {
+            info!(log, "SIGHUP: reopening sinks");
+            daemon.reopen_sinks().await;
+        }
         info!(log, "termination signal received");
         systemd::stopping(&log);
         if let Some(watchdog) = watchdog {
@@ -62,6 +101,7 @@ pub fn demo(duration: Option<Duration>, rate: u32, seed: u64, dialect: Dialect) 
     let (log, _guard) = telemetry::logger(LogFormat::Text, LogLevel::Info);
     let system = actix_rt::System::new();
     system.block_on(async move {
+        let mut signals = Signals::install();
         let config = SimConfig { seed, rate, reorder: true, duplicates: true, ..SimConfig::default() };
         let queues = config.queues.clone();
         let simulator = sim::start(config).await?;
@@ -72,10 +112,10 @@ pub fn demo(duration: Option<Duration>, rate: u32, seed: u64, dialect: Dialect) 
             Some(duration) => {
                 tokio::select! {
                     _ = actix_rt::time::sleep(duration) => {}
-                    _ = termination() => {}
+                    _ = signals.termination() => {}
                 }
             }
-            None => termination().await,
+            None => signals.termination().await,
         }
         daemon.shutdown().await;
         simulator.stop().await;
@@ -88,9 +128,10 @@ pub fn simulate(config: SimConfig) -> anyhow::Result<ExitCode> {
     let (log, _guard) = telemetry::logger(LogFormat::Text, LogLevel::Info);
     let system = actix_rt::System::new();
     system.block_on(async move {
+        let mut signals = Signals::install();
         let simulator = sim::start(config).await?;
         info!(log, "simulator listening"; "url" => simulator.base_url());
-        termination().await;
+        signals.termination().await;
         info!(log, "simulator stopping"; "frames_sent" => simulator.frames_sent());
         simulator.stop().await;
         anyhow::Ok(())
@@ -116,5 +157,5 @@ pub fn replay(input: impl std::io::BufRead, dialect: Dialect) -> anyhow::Result<
 
 /// A JSONL sink at `path`, for tests and the demo.
 pub fn jsonl_sink(path: std::path::PathBuf) -> SinkSettings {
-    SinkSettings { kind: crate::settings::SinkKind::Jsonl, path }
+    SinkSettings::jsonl(path)
 }

@@ -1,6 +1,6 @@
-//! Builds the actor system from settings and takes it down in order. The wiring is the
-//! table in DESIGN.md "Actors and messages": every data hop goes through a [`Mailbox`]
-//! (one long-lived sender per downstream); control messages are plain actix sends.
+//! Builds the actor system from settings and takes it down in order. Every data hop goes
+//! through a [`Mailbox`] (one long-lived sender per downstream); control messages are
+//! plain actix sends (`actors/README.md` lists who sends what to whom).
 
 use crate::http::feed::{Feed, FeedOutput};
 use crate::http::{self, HttpState};
@@ -13,18 +13,21 @@ use std::sync::Arc;
 use timelined_actors::backfill::actor::{BackfillActor, BackfillConfig};
 use timelined_actors::connection::actor::{ConnectionActor, ConnectionConfig, ConnectionLinks, Shutdown};
 use timelined_actors::connection::Liveness;
-use timelined_actors::consumer::actor::{ConsumerActor, Flush, Publication};
-use timelined_actors::consumer::{JsonlOutput, LogOutput, Output};
+use timelined_actors::consumer::actor::{ConsumerActor, Flush, Publication, Reopen};
+use timelined_actors::consumer::{LogOutput, Output};
 use timelined_actors::health::Health;
 use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
 use timelined_actors::mailbox::{Inbox, Mailbox};
 use timelined_actors::metrics::{Metrics, Stage};
+use timelined_actors::storage::jsonl::{self, JsonlSink, SinkConfig, SinkLinks};
+use timelined_actors::storage::state_file;
+use timelined_actors::storage::state_writer::StateWriter;
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
 use timelined_actors::timeline::actor::{
-    Alive, CloseAll, ConsumerLink, Drain, Persist, TimelineActor, TimelineActorConfig, TimelineLinks,
+    Alive, CloseAll, ConsumerLink, Drain, Persist, Settle, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
-use timelined_actors::timeline::state::{self, StateError};
+use timelined_actors::timeline::state::Unwritten;
 use timelined_actors::timeline::{GapLedger, OpenTimelines, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
@@ -34,17 +37,11 @@ pub enum DaemonError {
     Sink { index: usize, path: String, source: std::io::Error },
     #[error("genesys.client_secret: not set")]
     NoSecret,
-    #[error("state.directory: {0}")]
-    State(#[from] StateError),
     #[error("http.listen: cannot listen on {listen}: {error}")]
     Http { listen: String, error: std::io::Error },
     #[error("state.directory: cannot create {path}: {error}")]
     StateDirectory { path: String, error: std::io::Error },
 }
-
-/// How much of each JSONL sink's end is read at start-up to find what was closed after
-/// the last checkpoint: far more than one checkpoint interval's worth.
-const SINK_TAIL_BYTES: u64 = 64 << 20;
 
 /// A running pipeline.
 pub struct Daemon {
@@ -61,6 +58,8 @@ pub struct Daemon {
     connection: Addr<ConnectionActor>,
     timeline: Addr<TimelineActor>,
     consumers: Vec<Addr<ConsumerActor>>,
+    /// The JSONL sinks among `consumers` (reopened on SIGHUP).
+    sinks: Vec<(String, Addr<ConsumerActor>)>,
     arbiters: Vec<Arbiter>,
     metrics_line: actix_rt::task::JoinHandle<()>,
     log: Logger,
@@ -111,34 +110,60 @@ impl Daemon {
         let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
 
         let mut consumers = Vec::new();
+        let mut sinks = Vec::new();
         let mut arbiters = Vec::new();
         let mut publications = Vec::new();
         let consumer_capacity = settings.pipeline.consumer_mailbox;
         let feed = Feed::new(settings.http.feed_capacity);
-        let mut outputs: Vec<(Stage, Box<dyn Output>)> = vec![
-            (Stage::Log, Box::new(LogOutput::new(log.clone()))),
-            (Stage::Feed, Box::new(FeedOutput(feed.clone()))),
+        let unwritten = Arc::new(Unwritten::new(settings.sinks.len()));
+        // (stage, output, the sink's path if it is a durable sink)
+        let mut outputs: Vec<(Stage, Box<dyn Output>, Option<String>)> = vec![
+            (Stage::Log, Box::new(LogOutput::new(log.clone())), None),
+            (Stage::Feed, Box::new(FeedOutput(feed.clone())), None),
         ];
-        outputs.extend(extra_outputs);
+        outputs.extend(extra_outputs.into_iter().map(|(stage, output)| (stage, output, None)));
+        if let Some(directory) = &settings.state.directory {
+            std::fs::create_dir_all(directory).map_err(|error| DaemonError::StateDirectory {
+                path: directory.display().to_string(),
+                error,
+            })?;
+        }
         for (index, sink) in settings.sinks.iter().enumerate() {
             match sink.kind {
                 SinkKind::Jsonl => {
-                    let output = JsonlOutput::open(&sink.path).map_err(|source| DaemonError::Sink {
+                    let path = sink.path.display().to_string();
+                    let config = SinkConfig {
+                        path: sink.path.clone(),
+                        fsync: sink.fsync,
+                        hold_bytes: sink.hold_bytes,
+                        spill: settings.state.directory.as_ref().map(|d| jsonl::spill_path(d, &sink.path)),
+                        spill_bytes: sink.spill_bytes,
+                    };
+                    let links = SinkLinks {
+                        unwritten: unwritten.clone(),
+                        health: health.clone(),
+                        metrics: metrics.clone(),
+                        log: log.new(o!("sink" => path.clone())),
+                    };
+                    let output = JsonlSink::open(config, links).map_err(|source| DaemonError::Sink {
                         index,
-                        path: sink.path.display().to_string(),
+                        path: path.clone(),
                         source,
                     })?;
-                    outputs.push((Stage::Sink, Box::new(output)));
+                    outputs.push((Stage::Sink, Box::new(output), Some(path)));
                 }
             }
         }
-        for (stage, output) in outputs {
+        for (stage, output, sink) in outputs {
             let wants_updates = output.wants_updates();
             let inbox = Inbox::new(stage, consumer_capacity, &metrics);
             let (arbiter, consumer) = start_consumer(output, inbox.clone(), &log);
             arbiters.push(arbiter);
             let mailbox = Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone());
-            publications.push(ConsumerLink { mailbox, wants_updates });
+            publications.push(ConsumerLink { mailbox, wants_updates, durable: sink.is_some() });
+            if let Some(path) = sink {
+                sinks.push((path, consumer.clone()));
+            }
             consumers.push(consumer);
         }
 
@@ -184,7 +209,22 @@ impl Daemon {
             log.new(o!("actor" => "backfill")),
         )
         .start();
-        let book = resume(settings, timelines.clone(), &log)?;
+        let book = resume(settings, timelines.clone(), &log);
+        let state = match &settings.state.directory {
+            Some(directory) => Some(
+                StateWriter::start(
+                    directory.clone(),
+                    health.clone(),
+                    metrics.clone(),
+                    log.new(o!("actor" => "state")),
+                )
+                .map_err(|error| DaemonError::StateDirectory {
+                    path: directory.display().to_string(),
+                    error,
+                })?,
+            ),
+            None => None,
+        };
         let timeline_actor = TimelineActor::new(
             book,
             timeline_inbox.clone(),
@@ -193,11 +233,12 @@ impl Daemon {
                 gaps: gaps.clone(),
                 backfill: Some(backfill.clone().recipient()),
                 discover: Some(backfill.recipient()),
+                state,
+                unwritten,
             },
             TimelineActorConfig {
                 tick_interval: settings.pipeline.tick,
                 gap_grace: settings.pipeline.gap_grace,
-                state_directory: settings.state.directory.clone(),
                 checkpoint_interval: settings.state.checkpoint_interval,
             },
             metrics.clone(),
@@ -307,6 +348,7 @@ impl Daemon {
             connection,
             timeline,
             consumers,
+            sinks,
             arbiters,
             metrics_line,
             log,
@@ -323,21 +365,73 @@ impl Daemon {
         self.probe.clone()
     }
 
-    /// Stop reading, publish and close what is open, flush every output.
+    /// Open every JSONL sink's file anew (SIGHUP: logrotate renamed them). Answers whether
+    /// all of them could be; one that could not keeps its lines held and retries.
+    pub async fn reopen_sinks(&self) -> bool {
+        let mut all = true;
+        for (path, sink) in &self.sinks {
+            match sink.send(Reopen).await {
+                Ok(Ok(())) => info!(self.log, "sink reopened"; "path" => path),
+                Ok(Err(error)) => {
+                    all = false;
+                    slog::error!(self.log, "cannot reopen sink; holding its timelines and retrying";
+                        "path" => path, "error" => %error);
+                }
+                Err(_) => {
+                    all = false;
+                    slog::error!(self.log, "sink consumer gone; cannot reopen"; "path" => path);
+                }
+            }
+        }
+        all
+    }
+
+    /// Stop reading; publish what is held and write out what is finished; save the rest
+    /// for the next start (or, without a state directory or if the save fails, close it
+    /// incomplete and write it out); flush every output.
     pub async fn shutdown(self) {
         info!(self.log, "shutting down");
         let _ = self.connection.send(Shutdown).await;
         if self.saves_state {
+            let _ = self.timeline.send(Settle).await;
+            // Written (and synced) before the save, so the save need not keep them.
+            self.deliver_closed().await;
+            self.flush_outputs().await;
             match self.timeline.send(Persist).await {
-                Ok(Ok(saved)) => info!(self.log, "open timelines saved for the next start"; "count" => saved),
-                Ok(Err(error)) => slog::error!(self.log, "could not save open timelines"; "error" => %error),
+                Ok(Ok(save)) => {
+                    if save.superseded_checkpoint {
+                        info!(self.log, "shutdown save superseded a checkpoint in flight");
+                    }
+                    info!(self.log, "open timelines saved for the next start"; "count" => save.saved);
+                }
+                Ok(Err(error)) => {
+                    slog::error!(self.log, "could not save open timelines; writing them to the sinks as incomplete";
+                        "error" => %error);
+                    self.close_all().await;
+                }
                 Err(_) => slog::error!(self.log, "timeline actor gone before saving"),
             }
         } else {
-            let _ = self.timeline.send(CloseAll).await;
+            self.close_all().await;
         }
-        // Closed timelines that found a consumer's mailbox full are still waiting: offer
-        // them until every one is taken (or the stop timeout would be near).
+        self.flush_outputs().await;
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        self.http.stop(true).await;
+        self.metrics_line.abort();
+        log_metrics(&self.metrics, &self.log);
+        info!(self.log, "timelined stopped");
+    }
+
+    async fn close_all(&self) {
+        let _ = self.timeline.send(CloseAll).await;
+        self.deliver_closed().await;
+    }
+
+    /// Closed timelines that found a consumer's mailbox full are still waiting: offer
+    /// them until every one is taken (or the stop timeout would be near).
+    async fn deliver_closed(&self) {
         let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while let Ok(waiting) = self.timeline.send(Drain).await {
             if waiting == 0 || std::time::Instant::now() > give_up {
@@ -348,16 +442,12 @@ impl Daemon {
             }
             actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    async fn flush_outputs(&self) {
         for consumer in &self.consumers {
             let _ = consumer.send(Flush).await;
         }
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-        self.http.stop(true).await;
-        self.metrics_line.abort();
-        log_metrics(&self.metrics, &self.log);
-        info!(self.log, "timelined stopped");
     }
 }
 
@@ -397,33 +487,32 @@ impl Probe {
 }
 
 /// The timeline book to start with: empty, or resumed from the state directory (the
-/// resumed timelines marked with a gap to backfill; those a sink already holds left closed).
-fn resume(
-    settings: &Settings,
-    timelines: Arc<OpenTimelines>,
-    log: &Logger,
-) -> Result<TimelineBook, DaemonError> {
+/// resumed timelines marked with a gap to backfill; those a sink already holds, or holds
+/// spilled, left closed). A state file that cannot be used is reported, never fatal.
+fn resume(settings: &Settings, timelines: Arc<OpenTimelines>, log: &Logger) -> TimelineBook {
     let mut book = TimelineBook::new(timeline_rules(settings), timelines);
     let Some(directory) = &settings.state.directory else {
-        return Ok(book);
+        return book;
     };
-    std::fs::create_dir_all(directory)
-        .map_err(|error| DaemonError::StateDirectory { path: directory.display().to_string(), error })?;
-    let saved = match state::load(directory) {
-        Ok(Some(saved)) => saved,
-        Ok(None) => return Ok(book),
-        Err(error @ StateError::Corrupt { .. }) => {
-            slog::error!(log, "saved state unusable; starting without it"; "error" => %error);
-            return Ok(book);
-        }
-        Err(error) => return Err(error.into()),
+    let loaded = state_file::load(directory);
+    if let Some(problem) = &loaded.problem {
+        slog::error!(log, "saved state unusable; starting without it"; "error" => %problem);
+    }
+    let Some(saved) = loaded.state else {
+        return book;
     };
     let mut already_closed = std::collections::HashSet::new();
     for sink in &settings.sinks {
-        match timelined_actors::consumer::closed_in_sink(&sink.path, SINK_TAIL_BYTES) {
-            Ok(ids) => already_closed.extend(ids),
-            Err(error) => slog::warn!(log, "cannot read sink to avoid writing twice";
-                "path" => sink.path.display().to_string(), "error" => %error),
+        let spill = jsonl::spill_path(directory, &sink.path);
+        for (path, found) in [
+            (&sink.path, jsonl::closed_in_sink(&sink.path, jsonl::RECENT_TAIL_BYTES)),
+            (&spill, jsonl::spilled(&spill)),
+        ] {
+            match found {
+                Ok(ids) => already_closed.extend(ids),
+                Err(error) => slog::warn!(log, "cannot read what a sink holds, to avoid writing it twice";
+                    "path" => path.display().to_string(), "error" => %error),
+            }
         }
     }
     let saved_at = saved.saved_at;
@@ -432,7 +521,7 @@ fn resume(
     book.socket_gap(now, settings.pipeline.gap_grace);
     info!(log, "resumed open timelines; backfilling what was missed while down";
         "count" => restored, "saved_at" => saved_at.to_rfc3339());
-    Ok(book)
+    book
 }
 
 async fn metrics_line(metrics: Arc<Metrics>, every: std::time::Duration, log: Logger) {

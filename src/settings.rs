@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timelined_actors::secret::Secret;
+use timelined_actors::storage::jsonl::Fsync;
 use timelined_actors::wire::Dialect;
 
 /// Region domains GENESYS.md lists; another needs explicit `api_base` and `login_base`.
@@ -298,6 +299,37 @@ pub enum SinkKind {
 pub struct SinkSettings {
     pub kind: SinkKind,
     pub path: PathBuf,
+    /// When a written line is fsynced; a closed timeline counts as written (and leaves the
+    /// checkpoint) only then.
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// Bytes of closed timelines held in memory while the sink cannot be written.
+    #[serde(default = "default_hold_bytes")]
+    pub hold_bytes: u64,
+    /// Beyond `hold_bytes`, held timelines are spilled to the state directory, up to this.
+    #[serde(default = "default_spill_bytes")]
+    pub spill_bytes: u64,
+}
+
+impl SinkSettings {
+    /// A JSONL sink at `path` with the default durability settings.
+    pub fn jsonl(path: PathBuf) -> Self {
+        SinkSettings {
+            kind: SinkKind::Jsonl,
+            path,
+            fsync: Fsync::default(),
+            hold_bytes: default_hold_bytes(),
+            spill_bytes: default_spill_bytes(),
+        }
+    }
+}
+
+fn default_hold_bytes() -> u64 {
+    64 << 20
+}
+
+fn default_spill_bytes() -> u64 {
+    1 << 30
 }
 
 /// A settings error: what is wrong, with the key it is about.
@@ -461,6 +493,14 @@ impl Settings {
                 "reconnect.max_backoff",
                 "must not be shorter than reconnect.initial_backoff",
             ));
+        }
+        for (index, sink) in self.sinks.iter().enumerate() {
+            if let Some(first) = self.sinks[..index].iter().position(|other| other.path == sink.path) {
+                return Err(invalid(
+                    &format!("sinks[{index}].path"),
+                    format!("the same file as sinks[{first}]"),
+                ));
+            }
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid("http.listen", format!("{:?} is not an address:port", self.http.listen)));

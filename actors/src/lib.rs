@@ -18,6 +18,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod record;
 pub mod secret;
+pub mod storage;
 pub mod subscription;
 pub mod timeline;
 pub mod token;

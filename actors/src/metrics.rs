@@ -41,7 +41,13 @@ label_enum!(
 );
 
 label_enum!(
-    DropReason { MailboxFull => "mailbox_full", ReceiverGone => "receiver_gone" }
+    /// `output_failed`: a closed timeline a sink could not write, hold or spill.
+    DropReason { MailboxFull => "mailbox_full", ReceiverGone => "receiver_gone", OutputFailed => "output_failed" }
+);
+
+label_enum!(
+    /// What the daemon writes to disk: a JSONL sink, or the state directory (checkpoints).
+    OutputKind { Sink => "sink", State => "state" }
 );
 
 label_enum!(
@@ -108,6 +114,11 @@ pub struct BackfillLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabels {
+    pub output: OutputKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClosedLabels {
     pub complete: &'static str,
 }
@@ -144,6 +155,10 @@ pub struct Metrics {
     pub last_frame_timestamp_seconds: Gauge<f64, AtomicU64>,
     /// Events each actor took from its mailbox (offered = delivered + dropped).
     pub delivered: Family<ActorLabels, Counter>,
+    /// Failed writes to disk (each attempt), by output.
+    pub output_errors: Family<OutputLabels, Counter>,
+    /// Closed timelines held (in memory or spilled) for a failing sink.
+    pub output_held: Family<OutputLabels, Gauge>,
 }
 
 impl Metrics {
@@ -167,6 +182,8 @@ impl Metrics {
             mailbox_depth: Family::default(),
             last_frame_timestamp_seconds: Gauge::default(),
             delivered: Family::default(),
+            output_errors: Family::default(),
+            output_held: Family::default(),
             registry: Registry::default(),
         };
         for &stage in Stage::ALL {
@@ -176,6 +193,10 @@ impl Metrics {
             drop(metrics.mailbox_depth.get_or_create(&ActorLabels { actor: stage }));
             drop(metrics.delivered.get_or_create(&ActorLabels { actor: stage }));
         }
+        for &output in OutputKind::ALL {
+            drop(metrics.output_errors.get_or_create(&OutputLabels { output }));
+        }
+        drop(metrics.output_held.get_or_create(&OutputLabels { output: OutputKind::Sink }));
         for reason in MalformedReason::ALL {
             drop(metrics.malformed_frames.get_or_create(&MalformedLabels { reason }));
         }
@@ -225,6 +246,16 @@ impl Metrics {
             metrics.last_frame_timestamp_seconds.clone(),
         );
         r.register("delivered", "Events taken from each actor's mailbox", metrics.delivered.clone());
+        r.register(
+            "output_errors",
+            "Failed writes to a sink or the state directory (each attempt)",
+            metrics.output_errors.clone(),
+        );
+        r.register(
+            "output_held",
+            "Closed timelines held for a failing sink, written once it recovers",
+            metrics.output_held.clone(),
+        );
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         r.register("build_info", "Version of the running binary (value 1)", build_info);
@@ -276,6 +307,14 @@ impl Metrics {
         self.timelines_closed.get_or_create(&ClosedLabels { complete }).get()
     }
 
+    pub fn output_error(&self, output: OutputKind) {
+        self.output_errors.get_or_create(&OutputLabels { output }).inc();
+    }
+
+    pub fn output_errors(&self, output: OutputKind) -> u64 {
+        self.output_errors.get_or_create(&OutputLabels { output }).get()
+    }
+
     pub fn depth_gauge(&self, actor: Stage) -> Gauge {
         self.mailbox_depth.get_or_create(&ActorLabels { actor }).clone()
     }
@@ -305,5 +344,8 @@ mod tests {
             }
         }
         assert!(text.contains("timelined_malformed_frames_total{reason=\"invalid_json\"} 0"));
+        assert!(text.contains("timelined_output_errors_total{output=\"sink\"} 0"), "{text}");
+        assert!(text.contains("timelined_output_errors_total{output=\"state\"} 0"), "{text}");
+        assert!(text.contains("timelined_output_held{output=\"sink\"} 0"), "{text}");
     }
 }

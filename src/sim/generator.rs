@@ -25,6 +25,9 @@ use timelined_actors::record::{EntryAction, EntryRecord, ParticipantRecord, Time
 const USER_POOL_SIZE: usize = 12;
 /// Salt so the user pool depends on the seed alone, not on how many conversations ran.
 const USER_POOL_SALT: u64 = 0x7573_6572_706f_6f6c;
+/// Milliseconds of event time between the first arrivals, by default: a contact centre
+/// already at work.
+pub const DEFAULT_ARRIVAL_SPACING: std::ops::RangeInclusive<i64> = 200..=8_000;
 /// 2026-01-01T09:00:00Z: the event time of the first conversation's earliest possible start.
 const EPOCH_MILLIS: i64 = 1_767_258_000_000;
 
@@ -325,6 +328,18 @@ impl Generator {
     /// `conversations == 0` is endless; `concurrency` conversations are in flight at once
     /// (a finished one is replaced by a new one shortly after, in event time).
     pub fn new(seed: u64, queues: &[String], conversations: u64, concurrency: usize) -> Self {
+        Generator::with_spacing(seed, queues, conversations, concurrency, DEFAULT_ARRIVAL_SPACING)
+    }
+
+    /// As [`Generator::new`], the first `concurrency` arrivals `spacing` milliseconds of
+    /// event time apart (each drawn from the range).
+    pub fn with_spacing(
+        seed: u64,
+        queues: &[String],
+        conversations: u64,
+        concurrency: usize,
+        spacing: std::ops::RangeInclusive<i64>,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let flows = [seeded_uuid(&mut rng), seeded_uuid(&mut rng), seeded_uuid(&mut rng)];
         let queues = if queues.is_empty() {
@@ -348,7 +363,7 @@ impl Generator {
             if !generator.can_create() {
                 break;
             }
-            start += generator.rng.random_range(200..=8_000);
+            start += generator.rng.random_range(spacing.clone());
             generator.create(start);
         }
         generator

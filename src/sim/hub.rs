@@ -76,6 +76,8 @@ pub(crate) struct Hub {
     state: Mutex<State>,
     /// Flips to true once somebody listens; playback waits for it.
     playing: watch::Sender<bool>,
+    /// While true, playback holds (the test's hand on the stream: see `SimHandle::pause`).
+    paused: watch::Sender<bool>,
     exhausted: AtomicBool,
     next_socket: AtomicU64,
     /// Sockets whose reader is still running: the client has not closed yet.
@@ -226,6 +228,7 @@ impl Hub {
                 next_order: 0,
             }),
             playing: watch::Sender::new(false),
+            paused: watch::Sender::new(false),
             exhausted: AtomicBool::new(false),
             next_socket: AtomicU64::new(1),
             live_sockets: AtomicU64::new(0),
@@ -249,6 +252,14 @@ impl Hub {
 
     pub(crate) fn playing(&self) -> watch::Receiver<bool> {
         self.playing.subscribe()
+    }
+
+    pub(crate) fn paused(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
     }
 
     pub(crate) fn mark_exhausted(&self) {

@@ -88,6 +88,9 @@ pub struct SimConfig {
     pub channel_lifetime: Duration,
     /// Conversations in flight at once.
     pub concurrency: usize,
+    /// Milliseconds of event time between the first `concurrency` arrivals (each drawn
+    /// from the range); small = they are all open at once.
+    pub arrival_spacing: std::ops::RangeInclusive<i64>,
     /// Faults applied as soon as the first listener is connected (`--fault`).
     pub faults: Vec<Fault>,
     /// A channel expires when the token that created it does (socket closed with 1000,
@@ -116,6 +119,7 @@ impl Default for SimConfig {
             token_lifetime: Duration::from_secs(86_400),
             channel_lifetime: Duration::from_secs(24 * 60 * 60),
             concurrency: 50,
+            arrival_spacing: generator::DEFAULT_ARRIVAL_SPACING,
             faults: Vec::new(),
             channel_dies_with_token: false,
             generate: true,
@@ -163,8 +167,13 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let server_task = actix_rt::spawn(server);
 
     let playback = if config.generate {
-        let generator =
-            generator::Generator::new(config.seed, &config.queues, config.conversations, config.concurrency);
+        let generator = generator::Generator::with_spacing(
+            config.seed,
+            &config.queues,
+            config.conversations,
+            config.concurrency,
+            config.arrival_spacing.clone(),
+        );
         actix_rt::spawn(playback::run(hub.clone(), generator, config.rate))
     } else {
         actix_rt::spawn(async {})
@@ -246,6 +255,12 @@ impl SimHandle {
         fault.validate()?;
         self.hub.apply(&fault);
         Ok(())
+    }
+
+    /// Hold playback (`true`) or go on (`false`): nothing is played meanwhile, so what is
+    /// open stays open. Sockets, heartbeats and the REST API go on as usual.
+    pub fn pause(&self, paused: bool) {
+        self.hub.set_paused(paused);
     }
 
     /// Faults applied so far, by any route (configured ones count once applied).

@@ -6,6 +6,7 @@
 //! everything that has come due at once, so the long-run rate holds even when the timer
 //! is coarser than the interval between transitions. Listeners that come and go do not
 //! pause it: frames published while nobody listens are lost, as with the real service.
+//! Only a test pauses it (`SimHandle::pause`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,18 +19,28 @@ use super::hub::Hub;
 /// Most transitions played between two yields to the runtime.
 const MAX_BATCH: u64 = 512;
 
-/// `rate` is transitions per second; 0 plays as fast as the machine allows.
+/// `rate` is transitions per second; 0 plays as fast as the machine allows. A pause
+/// ([`Hub::set_paused`]) holds playback; the schedule resumes where it stopped.
 pub(crate) async fn run(hub: Arc<Hub>, mut generator: Generator, rate: u32) {
     let mut listening = hub.playing();
     if listening.wait_for(|on| *on).await.is_err() {
         return;
     }
-    let started = Instant::now();
-    let due = |played: u64| started + Duration::from_secs_f64(played as f64 / f64::from(rate));
+    let mut paused = hub.paused();
+    let mut started = Instant::now();
+    let due =
+        |started: Instant, played: u64| started + Duration::from_secs_f64(played as f64 / f64::from(rate));
     let mut played: u64 = 0;
     loop {
+        if *paused.borrow_and_update() {
+            let held = Instant::now();
+            if paused.wait_for(|on| !*on).await.is_err() {
+                return;
+            }
+            started += held.elapsed();
+        }
         if rate > 0 {
-            tokio::time::sleep_until(due(played)).await;
+            tokio::time::sleep_until(due(started, played)).await;
         }
         // Let the sockets' writers run between batches even when playback is behind.
         actix_rt::task::yield_now().await;
@@ -47,7 +58,7 @@ pub(crate) async fn run(hub: Arc<Hub>, mut generator: Generator, rate: u32) {
                 hub.mark_exhausted();
                 return;
             }
-            if batch >= MAX_BATCH || (rate > 0 && due(played) > now) {
+            if batch >= MAX_BATCH || (rate > 0 && due(started, played) > now) {
                 break;
             }
         }

@@ -31,6 +31,11 @@ impl Weighted for Publication {
 #[rtype(result = "()")]
 pub struct Flush;
 
+/// Open the output's files anew (SIGHUP); answers whether that worked.
+#[derive(Message)]
+#[rtype(result = "std::io::Result<()>")]
+pub struct Reopen;
+
 pub struct ConsumerActor {
     output: Box<dyn Output>,
     inbox: Inbox,
@@ -57,6 +62,12 @@ impl ConsumerActor {
 
 impl Actor for ConsumerActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(every) = self.output.tick_interval() {
+            ctx.run_interval(every, |act, _| act.output.tick());
+        }
+    }
 }
 
 impl Handler<Publication> for ConsumerActor {
@@ -81,5 +92,13 @@ impl Handler<Flush> for ConsumerActor {
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
         let result = self.output.flush();
         self.result(result);
+    }
+}
+
+impl Handler<Reopen> for ConsumerActor {
+    type Result = std::io::Result<()>;
+
+    fn handle(&mut self, _: Reopen, _: &mut Context<Self>) -> Self::Result {
+        self.output.reopen()
     }
 }

@@ -4,7 +4,7 @@
 //! zero); its tick closes what has ended. Everything goes to every consumer, each through
 //! its own bounded mailbox, the entries of one release as one message.
 
-use super::state::{self, StateError};
+use super::state::Unwritten;
 use super::{Applied, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
@@ -13,9 +13,10 @@ use crate::event::ParticipantEvent;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::{Inbox, Mailbox, Weighted};
 use crate::metrics::{DropReason, Metrics};
+use crate::storage::state_file::StateError;
+use crate::storage::state_writer::{FinalSave, StateWriter};
 use actix::prelude::*;
 use slog::Logger;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,16 @@ impl Weighted for ParticipantEvents {
 #[rtype(result = "()")]
 pub struct CloseAll;
 
-/// Shutdown with a state directory: publish what is held, close what is finished, save
-/// the rest for the next start. Answers how many timelines were saved.
+/// Shutdown with a state directory, first step: publish what is held and close what is
+/// finished (the sinks then write it out before the save).
 #[derive(Message)]
-#[rtype(result = "Result<usize, StateError>")]
+#[rtype(result = "()")]
+pub struct Settle;
+
+/// Shutdown with a state directory, last step: save what is open, and what closed but no
+/// sink has made durable, for the next start — superseding a checkpoint in flight.
+#[derive(Message)]
+#[rtype(result = "Result<FinalSave, StateError>")]
 pub struct Persist;
 
 /// Answers at once: the actor system's loop is turning (systemd watchdog).
@@ -62,18 +69,18 @@ pub struct SocketGap;
 #[derive(Clone, Debug)]
 pub struct TimelineActorConfig {
     pub tick_interval: Duration,
-    /// Where open timelines are saved (checkpoints and shutdown); none = not saved.
-    pub state_directory: Option<std::path::PathBuf>,
     pub checkpoint_interval: Duration,
     /// After an outage, conversations first seen within this long are presumed to have
     /// begun while nobody listened, and are backfilled.
     pub gap_grace: Duration,
 }
 
-/// One consumer's mailbox, and whether it takes joins/leaves or only closed timelines.
+/// One consumer's mailbox, whether it takes joins/leaves or only closed timelines, and
+/// whether it is a durable sink (settles what it writes in the [`Unwritten`] ledger).
 pub struct ConsumerLink {
     pub mailbox: Mailbox<Publication>,
     pub wants_updates: bool,
+    pub durable: bool,
 }
 
 /// Where the TimelineActor sends what it produces.
@@ -85,6 +92,10 @@ pub struct TimelineLinks {
     pub backfill: Option<Recipient<Backfill>>,
     /// Where an outage is searched for conversations missed entirely.
     pub discover: Option<Recipient<Discover>>,
+    /// Writes checkpoints and the shutdown save (none = nothing saved).
+    pub state: Option<StateWriter>,
+    /// Closed timelines not yet durable in every sink (saved as open meanwhile).
+    pub unwritten: Arc<Unwritten>,
 }
 
 /// Closed timelines waiting for room in a consumer's mailbox, at most this many.
@@ -98,10 +109,6 @@ pub struct TimelineActor {
     redelivery: std::collections::VecDeque<(usize, Publication)>,
     /// Set for when the oldest held entry's reorder window ends.
     release_timer: Option<SpawnHandle>,
-    /// A checkpoint is being written.
-    checkpointing: Arc<AtomicBool>,
-    /// The thread that writes checkpoints, once the first is due.
-    checkpointer: Option<std::sync::mpsc::SyncSender<state::Snapshot>>,
     inbox: Inbox,
     links: TimelineLinks,
     config: TimelineActorConfig,
@@ -132,8 +139,6 @@ impl TimelineActor {
             last_outage,
             redelivery: Default::default(),
             release_timer: None,
-            checkpointing: Default::default(),
-            checkpointer: None,
             inbox,
             links,
             config,
@@ -170,41 +175,12 @@ impl TimelineActor {
         }
     }
 
-    /// Save the open timelines so that a SIGKILL loses at most one interval. On a thread of
-    /// its own (one for the daemon's life): a large book takes seconds to write, and events
-    /// keep coming meanwhile. A checkpoint still being written is not started again.
+    /// Save the open timelines so that a SIGKILL loses at most one interval. The state
+    /// writer's thread writes it while events keep coming; one still being written is not
+    /// started again.
     fn checkpoint(&mut self) {
-        let Some(directory) = self.config.state_directory.clone() else {
-            return;
-        };
-        if self.checkpointing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if self.checkpointer.is_none() {
-            let (sender, snapshots) = std::sync::mpsc::sync_channel::<state::Snapshot>(1);
-            let (checkpointing, log) = (self.checkpointing.clone(), self.log.clone());
-            let spawned = std::thread::Builder::new().name("timelined-ckpt".into()).spawn(move || {
-                for snapshot in snapshots {
-                    if let Err(error) = state::save(&directory, &snapshot) {
-                        slog::error!(log, "checkpoint failed"; "error" => %error);
-                    }
-                    checkpointing.store(false, Ordering::SeqCst);
-                }
-            });
-            match spawned {
-                Ok(_) => self.checkpointer = Some(sender),
-                Err(error) => {
-                    slog::error!(self.log, "checkpoint failed"; "error" => %error);
-                    self.checkpointing.store(false, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
-        let snapshot = self.book.snapshot();
-        if let Some(checkpointer) = &self.checkpointer {
-            if checkpointer.try_send(snapshot).is_err() {
-                self.checkpointing.store(false, Ordering::SeqCst);
-            }
+        if let Some(writer) = &self.links.state {
+            writer.checkpoint(|| self.book.snapshot(&self.links.unwritten));
         }
     }
 
@@ -236,7 +212,9 @@ impl TimelineActor {
                     complete: if record.complete { "true" } else { "false" },
                 })
                 .inc();
-            self.broadcast(Publication::Closed(Arc::new(record), reason));
+            let record = Arc::new(record);
+            self.links.unwritten.closed(&record);
+            self.broadcast(Publication::Closed(record, reason));
         }
         self.metrics.open_conversations.set(self.book.open_count() as i64);
     }
@@ -254,7 +232,8 @@ impl TimelineActor {
     }
 
     fn deliver(&mut self, index: usize, publication: Publication) {
-        let consumer = &self.links.consumers[index].mailbox;
+        let link = &self.links.consumers[index];
+        let consumer = &link.mailbox;
         let refused = match publication {
             Publication::Closed(..) => match consumer.offer(publication) {
                 Ok(()) => return,
@@ -265,7 +244,13 @@ impl TimelineActor {
                     self.redelivery.push_back((index, refused.message));
                     return;
                 }
-                Err(refused) => consumer.count_drop(refused.message, refused.reason),
+                Err(refused) => {
+                    // A durable sink settles what it takes; one it never gets is settled here.
+                    if let (true, Publication::Closed(record, _)) = (link.durable, &refused.message) {
+                        self.links.unwritten.settled(&record.conversation_id);
+                    }
+                    consumer.count_drop(refused.message, refused.reason)
+                }
             },
             Publication::Updates(_) => match consumer.send(publication) {
                 Ok(()) => return,
@@ -291,7 +276,7 @@ impl Actor for TimelineActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.tick_interval, |act, _| act.tick());
-        if self.config.state_directory.is_some() {
+        if self.links.state.is_some() {
             ctx.run_interval(self.config.checkpoint_interval, |act, _| act.checkpoint());
         }
     }
@@ -330,21 +315,30 @@ impl Handler<CloseAll> for TimelineActor {
     }
 }
 
-impl Handler<Persist> for TimelineActor {
-    type Result = Result<usize, StateError>;
+impl Handler<Settle> for TimelineActor {
+    type Result = ();
 
-    fn handle(&mut self, _: Persist, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Settle, _: &mut Context<Self>) {
         self.tick();
         let now = Instant::now();
         let released = self.book.release_all(now);
         self.publish(released);
         let finished = self.book.close_finished(now);
         self.publish(finished);
-        let count = self.book.open_count();
-        if let Some(directory) = &self.config.state_directory {
-            state::save(directory, &self.book.snapshot())?;
+    }
+}
+
+impl Handler<Persist> for TimelineActor {
+    type Result = Result<FinalSave, StateError>;
+
+    /// Blocks this actor's thread until the save is durable: at shutdown nothing else is
+    /// left for it to do.
+    fn handle(&mut self, _: Persist, _: &mut Context<Self>) -> Self::Result {
+        let snapshot = self.book.snapshot(&self.links.unwritten);
+        match &self.links.state {
+            Some(writer) => writer.save_final(snapshot),
+            None => Ok(FinalSave { saved: 0, superseded_checkpoint: false }),
         }
-        Ok(count)
     }
 }
 

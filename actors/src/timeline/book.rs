@@ -2,7 +2,7 @@
 //! reorder window's releases, closing and idle eviction, tombstones of the recently
 //! closed, and the gaps to backfill.
 
-use super::state::{SavedState, Snapshot};
+use super::state::{SavedState, Snapshot, Unwritten};
 use super::{millis, Applied, GapCause, Timeline, TimelineRules};
 use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
@@ -398,10 +398,13 @@ impl TimelineBook {
         tick
     }
 
-    /// What to save: every open timeline as it stands (held entries included) and the
-    /// tombstones.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.open.clone(), self.tombstones.iter().cloned().collect())
+    /// What to save: every open timeline as it stands (held entries included), the closed
+    /// ones not yet durable in every sink (as open), and the tombstones of the rest.
+    pub fn snapshot(&self, unwritten: &Unwritten) -> Snapshot {
+        let unwritten = unwritten.records();
+        let pending: HashSet<&str> = unwritten.iter().map(|r| r.conversation_id.as_str()).collect();
+        let closed = self.tombstones.iter().filter(|c| !pending.contains(&***c)).cloned().collect();
+        Snapshot::new(self.open.clone(), unwritten, closed)
     }
 
     /// Resume from a saved state: its timelines reopen, its tombstones stand again, and

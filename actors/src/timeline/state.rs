@@ -1,18 +1,18 @@
-//! Open timelines on disk: what SIGTERM saves and the periodic checkpoint writes, so a
-//! restart (or a SIGKILL and restart) resumes them. Writes are atomic (temp file, fsync,
-//! rename); a file that does not parse is reported and moved aside, never fatal.
+//! What a save of the open timelines holds, as it is written and read back: the format of
+//! the state file (pure; `storage::state_file` owns the file). A save holds every open
+//! timeline, every closed one that is not yet durable in every sink (it is saved as open,
+//! so a restart closes and writes it again), and the tombstones of the rest.
 
 use super::OpenTimelines;
 use crate::record::TimelineRecord;
 use chrono::{DateTime, Utc};
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const STATE_FILE: &str = "open-timelines.json";
-const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,29 +36,46 @@ impl SavedState {
 /// map is locked only for the moment of each. It serializes as a [`SavedState`].
 pub struct Snapshot {
     open: Arc<OpenTimelines>,
+    /// Closed, but not yet durable in every sink: saved as open.
+    unwritten: Vec<Arc<TimelineRecord>>,
     closed: Vec<Arc<str>>,
 }
 
 impl Snapshot {
-    pub fn new(open: Arc<OpenTimelines>, closed: Vec<Arc<str>>) -> Self {
-        Snapshot { open, closed }
+    /// `closed` must not name a conversation of `unwritten` (its tombstone would keep it
+    /// from being resumed).
+    pub fn new(open: Arc<OpenTimelines>, unwritten: Vec<Arc<TimelineRecord>>, closed: Vec<Arc<str>>) -> Self {
+        Snapshot { open, unwritten, closed }
+    }
+
+    /// Timelines this snapshot saves as open (the live ones counted now).
+    pub fn open_count(&self) -> usize {
+        self.open.len() + self.unwritten.len()
     }
 }
 
 impl Serialize for Snapshot {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         /// The timelines open when the save began, as each stands when its turn comes (one
-        /// closed meanwhile is left out: it is in the sink).
-        struct Open<'a>(&'a OpenTimelines);
+        /// closed meanwhile is left out: the ledger of unwritten ones had it, or the sink
+        /// has it), then the closed ones not yet durable.
+        struct Open<'a>(&'a Snapshot);
         impl Serialize for Open<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let conversations: Vec<Arc<str>> = self.0.iter().map(|t| t.key().clone()).collect();
+                let live = &self.0.open;
+                let conversations: Vec<Arc<str>> = live.iter().map(|t| t.key().clone()).collect();
                 let mut seq = serializer.serialize_seq(None)?;
                 for conversation in conversations {
-                    let Some(record) = self.0.get(&conversation).map(|t| t.to_record()) else {
+                    let Some(record) = live.get(&conversation).map(|t| t.to_record()) else {
                         continue;
                     };
                     seq.serialize_element(&record)?;
+                }
+                for record in &self.0.unwritten {
+                    // Reopened since it closed (its tombstone expired): the live one is saved.
+                    if !live.contains_key(record.conversation_id.as_str()) {
+                        seq.serialize_element(&**record)?;
+                    }
                 }
                 seq.end()
             }
@@ -66,75 +83,80 @@ impl Serialize for Snapshot {
         let mut state = serializer.serialize_struct("SavedState", 4)?;
         state.serialize_field("version", &FORMAT_VERSION)?;
         state.serialize_field("savedAt", &Utc::now())?;
-        state.serialize_field("open", &Open(&self.open))?;
+        state.serialize_field("open", &Open(self))?;
         let closed: Vec<&str> = self.closed.iter().map(|c| &**c).collect();
         state.serialize_field("closed", &closed)?;
         state.end()
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot read {path}: {error}")]
-    Read { path: String, error: std::io::Error },
-    #[error("{path} is not a timelined state file ({error}); moved aside to {aside}")]
-    Corrupt { path: String, error: String, aside: String },
-    #[error("cannot write {path}: {error}")]
-    Write { path: String, error: std::io::Error },
+/// Closed timelines that some durable sink has not yet made durable (written and synced,
+/// or spilled to the state directory). Until every sink has, a save keeps each as open:
+/// a crash before its line is on disk resumes it instead of losing it. Shared by the
+/// TimelineActor (which adds) and the sinks (which settle).
+#[derive(Debug, Default)]
+pub struct Unwritten {
+    sinks: usize,
+    pending: Mutex<HashMap<Arc<str>, Pending>>,
 }
 
-pub fn state_path(directory: &Path) -> PathBuf {
-    directory.join(STATE_FILE)
+#[derive(Debug)]
+struct Pending {
+    record: Arc<TimelineRecord>,
+    /// Sinks that have not settled it yet.
+    waiting: usize,
 }
 
-/// Write atomically: a crash leaves the old file or the new one, never half of one.
-pub fn save(directory: &Path, state: &impl Serialize) -> Result<(), StateError> {
-    let path = state_path(directory);
-    let temporary = directory.join(format!(".{STATE_FILE}.tmp"));
-    let write_error = |error| StateError::Write { path: path.display().to_string(), error };
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(directory)?;
-        // Buffered: serde_json writes token by token, and an unbuffered file turns that
-        // into one syscall per `"` or `,` (seconds for a large book). 64 KiB makes the
-        // syscalls few; a larger buffer only showed as an RSS spike at every checkpoint.
-        let mut file = std::io::BufWriter::with_capacity(64 << 10, std::fs::File::create(&temporary)?);
-        serde_json::to_writer(&mut file, state)?;
-        file.flush()?;
-        file.get_ref().sync_all()?;
-        std::fs::rename(&temporary, &path)
-    };
-    write().map_err(write_error)
-}
+impl Unwritten {
+    /// For `sinks` durable sinks (none: nothing is ever pending).
+    pub fn new(sinks: usize) -> Self {
+        Unwritten { sinks, pending: Mutex::default() }
+    }
 
-/// The saved state, if any. A corrupt file is moved aside and reported as an error; the
-/// caller logs it and starts empty.
-pub fn load(directory: &Path) -> Result<Option<SavedState>, StateError> {
-    let path = state_path(directory);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(StateError::Read { path: path.display().to_string(), error }),
-    };
-    let parsed =
-        serde_json::from_slice::<SavedState>(&bytes).map_err(|e| e.to_string()).and_then(|state| match state
-            .version
-        {
-            FORMAT_VERSION => Ok(state),
-            other => Err(format!("unknown format version {other}")),
-        });
-    match parsed {
-        Ok(state) => Ok(Some(state)),
-        Err(error) => {
-            let aside =
-                directory.join(format!("{STATE_FILE}.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
-            std::fs::rename(&path, &aside)
-                .map_err(|error| StateError::Read { path: path.display().to_string(), error })?;
-            Err(StateError::Corrupt {
-                path: path.display().to_string(),
-                error,
-                aside: aside.display().to_string(),
-            })
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Pending>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A timeline closed and is on its way to every sink.
+    pub fn closed(&self, record: &Arc<TimelineRecord>) {
+        if self.sinks == 0 {
+            return;
         }
+        let mut pending = self.lock();
+        let entry = pending
+            .entry(record.conversation_id.as_str().into())
+            .or_insert_with(|| Pending { record: record.clone(), waiting: 0 });
+        // Closed again before the last close was settled: the newer record is what to save.
+        entry.record = record.clone();
+        entry.waiting += self.sinks;
+    }
+
+    /// One sink has it durably, or has given it up (counted as a drop where it did).
+    pub fn settled(&self, conversation: &str) {
+        let mut pending = self.lock();
+        if let Some(entry) = pending.get_mut(conversation) {
+            entry.waiting = entry.waiting.saturating_sub(1);
+            if entry.waiting == 0 {
+                pending.remove(conversation);
+            }
+        }
+    }
+
+    pub fn is_pending(&self, conversation: &str) -> bool {
+        self.lock().contains_key(conversation)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every pending record (for a save).
+    pub fn records(&self) -> Vec<Arc<TimelineRecord>> {
+        self.lock().values().map(|p| p.record.clone()).collect()
     }
 }
 
@@ -142,31 +164,46 @@ pub fn load(directory: &Path) -> Result<Option<SavedState>, StateError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trips_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), &SavedState::new(Vec::new(), vec!["c1".into()])).unwrap();
-        let loaded = load(dir.path()).unwrap().unwrap();
-        assert_eq!(loaded.closed, vec!["c1".to_string()]);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
+    fn record(id: &str) -> Arc<TimelineRecord> {
+        Arc::new(TimelineRecord {
+            conversation_id: id.into(),
+            media_types: Vec::new(),
+            started_at: None,
+            ended_at: None,
+            complete: true,
+            gaps: 0,
+            healed: false,
+            participants: Vec::new(),
+            entries: Vec::new(),
+        })
     }
 
     #[test]
-    fn nothing_saved_is_not_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(load(dir.path()).unwrap().is_none());
+    fn a_closed_timeline_is_pending_until_every_sink_settles_it() {
+        let unwritten = Unwritten::new(2);
+        unwritten.closed(&record("c1"));
+        unwritten.settled("c1");
+        assert!(unwritten.is_pending("c1"), "one sink of two");
+        unwritten.settled("c1");
+        assert!(!unwritten.is_pending("c1"));
+        unwritten.settled("c1");
+        assert!(unwritten.is_empty(), "a late settle is harmless");
     }
 
     #[test]
-    fn a_corrupt_file_is_moved_aside_and_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(state_path(dir.path()), b"{\"version\":1,\"open\":[tru").unwrap();
-        let error = load(dir.path()).unwrap_err();
-        assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
-        assert!(!state_path(dir.path()).exists(), "moved aside");
-        assert!(load(dir.path()).unwrap().is_none(), "the next start begins empty");
-        let aside = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(aside, 1, "the corrupt file is kept for a person to look at");
+    fn without_sinks_nothing_is_pending() {
+        let unwritten = Unwritten::new(0);
+        unwritten.closed(&record("c1"));
+        assert!(unwritten.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_saves_the_unwritten_as_open() {
+        let open = Arc::new(OpenTimelines::default());
+        let snapshot = Snapshot::new(open, vec![record("c1")], vec!["c0".into()]);
+        assert_eq!(snapshot.open_count(), 1);
+        let saved: SavedState = serde_json::from_value(serde_json::to_value(&snapshot).unwrap()).unwrap();
+        assert_eq!(saved.open.iter().map(|r| r.conversation_id.as_str()).collect::<Vec<_>>(), ["c1"]);
+        assert_eq!(saved.closed, ["c0"]);
     }
 }

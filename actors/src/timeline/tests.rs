@@ -1,3 +1,4 @@
+use super::state::Unwritten;
 use super::*;
 use crate::event::EventDetails;
 use dashmap::DashMap;
@@ -299,7 +300,7 @@ fn a_saved_timeline_resumes_and_closes_as_if_uninterrupted_with_its_gap_healed()
     }
     let tick = before.release_all(start);
     assert_eq!(tick.updates.len(), 5, "held entries are published before saving");
-    let json = serde_json::to_string(&before.snapshot()).unwrap();
+    let json = serde_json::to_string(&before.snapshot(&Unwritten::default())).unwrap();
 
     let mut resumed = book();
     let restored = resumed.restore(serde_json::from_str(&json).unwrap(), &HashSet::new(), start);
@@ -327,11 +328,37 @@ fn a_timeline_already_in_the_sink_is_not_restored_and_stays_closed() {
     for e in conversation().into_iter().take(3) {
         before.apply(e, start);
     }
-    let state = serde_json::from_value(serde_json::to_value(before.snapshot()).unwrap()).unwrap();
+    let state = serde_json::from_value(serde_json::to_value(before.snapshot(&Unwritten::default())).unwrap())
+        .unwrap();
     let mut resumed = book();
     let in_sink: HashSet<String> = ["conv-1".to_string()].into();
     assert_eq!(resumed.restore(state, &in_sink, start), 0);
     assert_eq!(resumed.apply(conversation().remove(4), start), Applied::AfterClose);
+}
+
+#[test]
+fn a_closed_timeline_not_yet_durable_is_saved_as_open_and_closes_again_after_a_restart() {
+    let start = Instant::now();
+    let mut before = book();
+    for e in conversation() {
+        before.apply(e, start);
+    }
+    let closed = before.tick(start + Duration::from_secs(5)).closed;
+    let (record, _) = &closed[0];
+    let unwritten = Unwritten::new(1);
+    unwritten.closed(&Arc::new(record.clone()));
+    let state = serde_json::to_value(before.snapshot(&unwritten)).unwrap();
+    assert_eq!(state["closed"], serde_json::json!([]), "no tombstone keeps it from resuming");
+    let mut resumed = book();
+    assert_eq!(resumed.restore(serde_json::from_value(state).unwrap(), &HashSet::new(), start), 1);
+    let again = resumed.tick(start + Duration::from_secs(5)).closed;
+    assert_eq!(again.len(), 1, "it closes again, to be written");
+    assert_eq!(again[0].0.entries, record.entries);
+
+    unwritten.settled(&record.conversation_id);
+    let state = serde_json::to_value(before.snapshot(&unwritten)).unwrap();
+    assert_eq!(state["open"], serde_json::json!([]), "once durable it is only a tombstone");
+    assert_eq!(state["closed"], serde_json::json!([record.conversation_id]));
 }
 
 #[test]
