@@ -210,6 +210,7 @@ impl Daemon {
         )
         .start();
         let book = resume(settings, timelines.clone(), &log);
+        let resumed = book.open_count() > 0;
         let state = match &settings.state.directory {
             Some(directory) => Some(
                 StateWriter::start(
@@ -272,6 +273,7 @@ impl Daemon {
                 .pipeline
                 .pause_reading
                 .then(|| (settings.pipeline.timeline_mailbox * 3 / 4).max(1) as i64),
+            resumed,
         };
         let connection = {
             let (liveness, metrics, log) =
@@ -486,9 +488,9 @@ impl Probe {
     }
 }
 
-/// The timeline book to start with: empty, or resumed from the state directory (the
-/// resumed timelines marked with a gap to backfill; those a sink already holds, or holds
-/// spilled, left closed). A state file that cannot be used is reported, never fatal.
+/// The timeline book to start with: empty, or resumed from the state directory (those a
+/// sink already holds, or holds spilled, left closed; the rest backfilled once the first
+/// socket streams). A state file that cannot be used is reported, never fatal.
 fn resume(settings: &Settings, timelines: Arc<OpenTimelines>, log: &Logger) -> TimelineBook {
     let mut book = TimelineBook::new(timeline_rules(settings), timelines);
     let Some(directory) = &settings.state.directory else {
@@ -518,9 +520,9 @@ fn resume(settings: &Settings, timelines: Arc<OpenTimelines>, log: &Logger) -> T
     let saved_at = saved.saved_at;
     let now = std::time::Instant::now();
     let restored = book.restore(saved, &already_closed, now);
-    book.socket_gap(now, settings.pipeline.gap_grace);
     info!(log, "resumed open timelines; backfilling what was missed while down";
-        "count" => restored, "saved_at" => saved_at.to_rfc3339());
+        "already_written" => restored.already_written, "count" => restored.resumed,
+        "saved_at" => saved_at.to_rfc3339());
     book
 }
 

@@ -85,7 +85,8 @@ async fn prometheus_reads_the_daemons_drop_count_and_promtool_finds_the_text_cle
     };
     // The daemon fed by the simulator, its timeline mailbox too small for the burst.
     let fixture = Fixture::start(
-        SimConfig { seed: 71, conversations: 120, rate: 20_000, ..SimConfig::default() },
+        // As fast as it can play: a burst far larger than the mailbox, however fast the host.
+        SimConfig { seed: 71, conversations: 300, rate: 0, ..SimConfig::default() },
         Dialect::Notifications,
         |settings| {
             settings.pipeline.timeline_mailbox = 2;

@@ -6,71 +6,11 @@
 
 mod common;
 
+use common::process::*;
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use timelined::sim::{SimConfig, SimHandle, DEFAULT_QUEUES};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_timelined");
-
-fn write_config(dir: &Path, sim: &SimHandle) -> std::path::PathBuf {
-    let config = dir.join("timelined.toml");
-    let queues: Vec<String> = DEFAULT_QUEUES.iter().map(|q| format!("{q:?}")).collect();
-    std::fs::write(
-        &config,
-        format!(
-            "[genesys]\nclient_id = \"restart\"\napi_base = \"{base}\"\nlogin_base = \"{base}\"\n\
-             [subscription]\nqueues = [{queues}]\n[pipeline]\nclose_after = \"300ms\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n[state]\ndirectory = {state:?}\ncheckpoint_interval = \"200ms\"\n\
-             [[sinks]]\nkind = \"jsonl\"\npath = {sink:?}\n",
-            base = sim.base_url(),
-            queues = queues.join(", "),
-            state = dir.join("state"),
-            sink = dir.join("timelines.jsonl"),
-        ),
-    )
-    .unwrap();
-    config
-}
-
-/// A daemon process, killed when the test ends however it ends (no orphan left running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path, log: &Path) -> Running {
-    Running(
-        Command::new(BINARY)
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("TIMELINED__GENESYS__CLIENT_SECRET", "restart-secret")
-            .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_exit(Running(child): &mut Running) -> std::process::ExitStatus {
-    let give_up = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            return exit;
-        }
-        assert!(Instant::now() < give_up, "the daemon did not exit");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn terminate(daemon: &mut Running) -> std::process::ExitStatus {
-    Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
-    wait_exit(daemon).await
-}
+use std::time::Duration;
+use timelined::sim::SimConfig;
 
 fn saved_open(dir: &Path) -> usize {
     let path = dir.join("state").join("open-timelines.json");
@@ -83,7 +23,7 @@ fn saved_open(dir: &Path) -> usize {
 /// closed, finish with a second one; check the sink against the truth.
 async fn interrupted_run(seed: u64, kill: bool) -> (usize, String) {
     install_crypto();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let sim = simulator(SimConfig {
         seed,
         conversations: 60,
@@ -93,31 +33,32 @@ async fn interrupted_run(seed: u64, kill: bool) -> (usize, String) {
         ..SimConfig::default()
     })
     .await;
-    let config = write_config(dir.path(), &sim);
-    let sink = dir.path().join("timelines.jsonl");
+    let spec = ConfigSpec::new(dir.path());
+    let config = spec.write(dir.path(), &sim);
+    let sink = spec.sink.clone();
     let log = dir.path().join("stderr.log");
 
-    let mut first = start(&config, &log);
+    let mut first = DaemonProcess::start(&config, &log, spec.http);
     wait_until("some timelines closed by the first daemon", Duration::from_secs(30), || {
         read_jsonl(&sink).len() >= 10 && saved_open(dir.path()) > 0
     })
     .await;
     assert!(!sim.finished(), "interrupted mid-stream");
     if kill {
-        first.0.kill().unwrap();
-        wait_exit(&mut first).await;
+        first.signal("KILL");
+        first.wait_exit(Duration::from_secs(30)).await;
     } else {
-        let exit = terminate(&mut first).await;
+        let exit = first.terminate().await;
         assert!(exit.success(), "SIGTERM exits 0: {exit:?}");
         assert!(saved_open(dir.path()) > 0, "open timelines were saved");
     }
 
-    let mut second = start(&config, &log);
+    let mut second = DaemonProcess::start(&config, &log, spec.http);
     wait_until("the second daemon to close every conversation", Duration::from_secs(60), || {
         sim.finished() && sink_holds_all(&sink, &sim.truth())
     })
     .await;
-    assert!(terminate(&mut second).await.success());
+    assert!(second.terminate().await.success());
     let healed =
         assert_equal_or_healed(if kill { "sigkill" } else { "sigterm" }, &read_jsonl(&sink), &sim.truth());
     sim.stop().await;

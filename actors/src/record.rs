@@ -1,4 +1,4 @@
-//! The timeline JSON schema (DESIGN.md "Outputs"): what the JSONL sink writes, what
+//! The timeline JSON schema: what the JSONL sink writes, what
 //! `/timelines` and `timelined replay` return, and what the simulator's `/sim/truth` serves.
 //! One type for all of them so the comparison in the integration tests is field for field.
 
@@ -24,6 +24,25 @@ pub struct TimelineRecord {
     pub participants: Vec<ParticipantRecord>,
     /// Joins and leaves in event-time order (ties: `left` before `joined`, then participant id).
     pub entries: Vec<EntryRecord>,
+}
+
+#[cfg(test)]
+impl TimelineRecord {
+    /// A closed, complete timeline of `conversation` with nobody in it (tests of what
+    /// carries records without looking inside them).
+    pub fn empty(conversation: &str) -> Self {
+        TimelineRecord {
+            conversation_id: conversation.into(),
+            media_types: Vec::new(),
+            started_at: None,
+            ended_at: None,
+            complete: true,
+            gaps: 0,
+            healed: false,
+            participants: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

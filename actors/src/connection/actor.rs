@@ -42,6 +42,10 @@ pub struct ConnectionConfig {
     /// Stop reading while the timeline's mailbox holds this many messages, until it holds
     /// half as many (none: never; a full mailbox drops).
     pub pause_reading_at: Option<i64>,
+    /// Open timelines were resumed from a save: the time the daemon was down is an outage,
+    /// healed (`SocketGap`) once the first socket streams — not before, or what happens
+    /// between the backfill and the first frame would be missed.
+    pub resumed: bool,
 }
 
 /// Connect to this target; an open socket is replaced make-before-break.
@@ -92,7 +96,8 @@ pub struct ConnectionActor {
     sink: Option<SinkWrite<ws::Message, WsSink>>,
     /// The previous socket during a make-before-break rotation, still streaming.
     retiring: Option<(u64, SinkWrite<ws::Message, WsSink>)>,
-    /// Since when no socket has been streaming (after one had been): the outage to heal.
+    /// Since when no socket has been streaming (after one had been, or since start after a
+    /// resume): the outage to heal.
     down_since: Option<std::time::Instant>,
     ever_opened: bool,
     reassembly: Reassembly,
@@ -116,6 +121,7 @@ impl ConnectionActor {
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
+        let down_since = config.resumed.then(std::time::Instant::now);
         ConnectionActor {
             reassembly: Reassembly::new(config.max_frame_bytes),
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
@@ -125,7 +131,7 @@ impl ConnectionActor {
             generation: 0,
             sink: None,
             retiring: None,
-            down_since: None,
+            down_since,
             ever_opened: false,
             reconnect_pending: false,
             awaiting_first_frame: false,

@@ -597,17 +597,7 @@ mod tests {
     use crate::metrics::Stage;
 
     fn record(id: &str) -> TimelineRecord {
-        TimelineRecord {
-            conversation_id: id.into(),
-            media_types: vec!["voice".into()],
-            started_at: None,
-            ended_at: None,
-            complete: true,
-            gaps: 0,
-            healed: false,
-            participants: Vec::new(),
-            entries: Vec::new(),
-        }
+        TimelineRecord::empty(id)
     }
 
     struct Rig {

@@ -57,6 +57,15 @@ impl Tick {
 /// a pointer rather than a whole timeline.
 pub type OpenTimelines = DashMap<Arc<str>, Box<Timeline>>;
 
+/// What a restore made of a saved state's open timelines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Reopened, to be backfilled.
+    pub resumed: usize,
+    /// Saved as open, but a sink already has them (closed and written meanwhile).
+    pub already_written: usize,
+}
+
 /// Every open timeline, plus tombstones of the recently closed.
 ///
 /// Nothing here scans every open timeline in steady state, so the cost of an event does
@@ -118,16 +127,7 @@ impl TimelineBook {
                 timeline.live_latest =
                     Some(timeline.live_latest.get().map_or(at, |latest| latest.max(at))).into();
                 let applied = timeline.apply(event, now);
-                // A timeline parked until its verification or eviction is due again at the
-                // end of this new quiet period.
-                let moved = (applied == Applied::Accepted && timeline.check_at > now + close_after)
-                    .then(|| std::mem::replace(&mut timeline.check_at, now + close_after));
-                (
-                    timeline.conversation.clone(),
-                    applied,
-                    false,
-                    moved.map(|from| (Some(from), now + close_after)),
-                )
+                (timeline.conversation.clone(), applied, false, None)
             }
             None => {
                 let conversation = event.conversation.clone();
@@ -136,14 +136,15 @@ impl TimelineBook {
                 timeline.check_at = now + close_after;
                 let applied = timeline.apply(event, now);
                 self.open.insert(conversation.clone(), Box::new(timeline));
-                (conversation, applied, true, Some((None, now + close_after)))
+                (conversation, applied, true, Some(now + close_after))
             }
         };
-        if let Some((from, due)) = check {
-            if let Some(from) = from {
-                self.checks.remove(&(from, conversation.clone()));
+        match check {
+            Some(due) => {
+                self.checks.insert((due, conversation.clone()));
             }
-            self.checks.insert((due, conversation.clone()));
+            None if applied == Applied::Accepted => self.due_by(&conversation, now + close_after),
+            None => {}
         }
         if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
             self.mark_gap(&conversation, now, GapCause::Outage);
@@ -243,7 +244,24 @@ impl TimelineBook {
         let conversation = timeline.conversation.clone();
         drop(timeline);
         if accepted {
-            self.held(conversation, now);
+            self.held(conversation.clone(), now);
+        }
+        // Parked until its verification or eviction while the backfill was awaited: what it
+        // brought (an end, say) is looked at after the quiet period, not hours later.
+        self.due_by(&conversation, now + self.rules.close_after);
+    }
+
+    /// Make `conversation`'s next check no later than `due` (a timeline parked until its
+    /// verification or eviction is due again at the end of a new quiet period).
+    fn due_by(&mut self, conversation: &Arc<str>, due: Instant) {
+        let Some(mut timeline) = self.open.get_mut(conversation) else {
+            return;
+        };
+        if timeline.check_at > due {
+            let from = std::mem::replace(&mut timeline.check_at, due);
+            drop(timeline);
+            self.checks.remove(&(from, conversation.clone()));
+            self.checks.insert((due, conversation.clone()));
         }
     }
 
@@ -408,23 +426,24 @@ impl TimelineBook {
     }
 
     /// Resume from a saved state: its timelines reopen, its tombstones stand again, and
-    /// those `already_closed` (found in a sink: closed after the state was saved) stay
-    /// closed. Everything reopened is marked with a gap, to be backfilled: events were
-    /// missed while the daemon was down.
-    pub fn restore(&mut self, state: SavedState, already_closed: &HashSet<String>, now: Instant) -> usize {
+    /// those `already_closed` (found in a sink: closed after the state was saved, or saved
+    /// as open while their line was not yet durable) stay closed. Everything reopened is
+    /// marked with a gap, to be backfilled: events were missed while the daemon was down.
+    pub fn restore(&mut self, state: SavedState, already_closed: &HashSet<String>, now: Instant) -> Restored {
         for conversation in state.closed.iter().chain(already_closed.iter()) {
             self.lay_tombstone(conversation.as_str().into(), now);
         }
-        let mut restored = 0;
+        let mut restored = Restored::default();
         for record in state.open {
             if self.tombstones.contains(record.conversation_id.as_str()) {
+                restored.already_written += 1;
                 continue;
             }
             let mut timeline = Timeline::restore(record, now);
             timeline.check_at = now + self.rules.close_after;
             self.checks.insert((timeline.check_at, timeline.conversation.clone()));
             self.open.insert(timeline.conversation.clone(), Box::new(timeline));
-            restored += 1;
+            restored.resumed += 1;
         }
         restored
     }

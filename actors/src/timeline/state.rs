@@ -50,7 +50,8 @@ impl Snapshot {
 
     /// Timelines this snapshot saves as open (the live ones counted now).
     pub fn open_count(&self) -> usize {
-        self.open.len() + self.unwritten.len()
+        let unwritten = self.unwritten.iter().filter(|r| !self.open.contains_key(r.conversation_id.as_str()));
+        self.open.len() + unwritten.count()
     }
 }
 
@@ -165,17 +166,7 @@ mod tests {
     use super::*;
 
     fn record(id: &str) -> Arc<TimelineRecord> {
-        Arc::new(TimelineRecord {
-            conversation_id: id.into(),
-            media_types: Vec::new(),
-            started_at: None,
-            ended_at: None,
-            complete: true,
-            gaps: 0,
-            healed: false,
-            participants: Vec::new(),
-            entries: Vec::new(),
-        })
+        Arc::new(TimelineRecord::empty(id))
     }
 
     #[test]

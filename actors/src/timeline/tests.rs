@@ -276,6 +276,27 @@ fn a_failed_backfill_closes_incomplete_and_unhealed() {
 }
 
 #[test]
+fn a_parked_timeline_whose_backfill_brings_its_end_closes_after_the_quiet_period() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    let ends = events.split_off(3); // dropped on the way in: only the backfill brings them
+    for e in events {
+        book.apply(e, start);
+    }
+    // Quiet, not finished, nothing awaited: parked until it is due for verifying (20 s).
+    book.tick(start + Duration::from_secs(2));
+    let dropped_at = start + Duration::from_secs(3);
+    book.mark_gap("conv-1", dropped_at, GapCause::Loss);
+    let request = book.take_backfills().remove(0);
+    book.backfilled(&request, conversation(), true, dropped_at);
+    assert!(!ends.is_empty());
+    let closed = book.tick(dropped_at + Duration::from_secs(2)).closed;
+    assert_eq!(closed.len(), 1, "closed at the end of the quiet period, not at its verification");
+    assert!(closed[0].0.complete);
+}
+
+#[test]
 fn conversations_first_seen_right_after_an_outage_are_gapped() {
     let start = Instant::now();
     let mut book = book();
@@ -304,7 +325,7 @@ fn a_saved_timeline_resumes_and_closes_as_if_uninterrupted_with_its_gap_healed()
 
     let mut resumed = book();
     let restored = resumed.restore(serde_json::from_str(&json).unwrap(), &HashSet::new(), start);
-    assert_eq!(restored, 1);
+    assert_eq!(restored, Restored { resumed: 1, already_written: 0 });
     resumed.socket_gap(start, Duration::from_secs(30));
     let request = resumed.take_backfills().remove(0);
     for e in after_restart {
@@ -332,7 +353,7 @@ fn a_timeline_already_in_the_sink_is_not_restored_and_stays_closed() {
         .unwrap();
     let mut resumed = book();
     let in_sink: HashSet<String> = ["conv-1".to_string()].into();
-    assert_eq!(resumed.restore(state, &in_sink, start), 0);
+    assert_eq!(resumed.restore(state, &in_sink, start), Restored { resumed: 0, already_written: 1 });
     assert_eq!(resumed.apply(conversation().remove(4), start), Applied::AfterClose);
 }
 
@@ -350,7 +371,8 @@ fn a_closed_timeline_not_yet_durable_is_saved_as_open_and_closes_again_after_a_r
     let state = serde_json::to_value(before.snapshot(&unwritten)).unwrap();
     assert_eq!(state["closed"], serde_json::json!([]), "no tombstone keeps it from resuming");
     let mut resumed = book();
-    assert_eq!(resumed.restore(serde_json::from_value(state).unwrap(), &HashSet::new(), start), 1);
+    let restored = resumed.restore(serde_json::from_value(state).unwrap(), &HashSet::new(), start);
+    assert_eq!(restored.resumed, 1);
     let again = resumed.tick(start + Duration::from_secs(5)).closed;
     assert_eq!(again.len(), 1, "it closes again, to be written");
     assert_eq!(again[0].0.entries, record.entries);
