@@ -187,8 +187,9 @@ async fn a_full_disk_holds_closed_timelines_and_writes_each_once_when_space_retu
         .await;
 
     let filler = fill(&disk.at);
+    let full_since = std::time::Instant::now();
     let before = lines_in(&spec.sink);
-    wait_for_metric(&daemon, "timelined_output_held{output=\"sink\"}", "closed timelines held", 20.0).await;
+    wait_for_metric(&daemon, "timelined_output_held{output=\"sink\"}", "closed timelines held", 100.0).await;
     assert!(daemon.metric("timelined_output_errors_total{output=\"sink\"}").unwrap() >= 1.0);
     let (status, why) = daemon.get("/readyz").unwrap();
     assert_eq!(status, 503);
@@ -200,6 +201,8 @@ async fn a_full_disk_holds_closed_timelines_and_writes_each_once_when_space_retu
     assert!(why.contains("state directory"), "checkpoints fail too: {why}");
     let held = daemon.metric("timelined_output_held{output=\"sink\"}").unwrap();
     let errors = daemon.metric("timelined_output_errors_total{output=\"sink\"}").unwrap();
+    let state_errors = daemon.metric("timelined_output_errors_total{output=\"state\"}").unwrap();
+    let full_for = full_since.elapsed();
     let dropped = "timelined_events_dropped_total{stage=\"sink\",reason=\"output_failed\"}";
     assert_eq!(daemon.metric(dropped), Some(0.0), "nothing dropped while the bound holds");
     assert!(daemon.running());
@@ -219,8 +222,9 @@ async fn a_full_disk_holds_closed_timelines_and_writes_each_once_when_space_retu
     assert!(daemon.terminate().await.success());
     let healed = assert_equal_or_healed("full disk", &read_jsonl(&spec.sink), &sim.truth());
     eprintln!(
-        "full disk: {before} lines before the disk filled; {held:.0} closed timelines held at the sample, \
-         {errors:.0} failed writes; {} lines written after space returned; 0 dropped; {healed} healed",
+        "full disk for {full_for:.1?}: {before} lines before; {held:.0} closed timelines held when space \
+         returned, {errors:.0} failed sink writes and {state_errors:.0} failed checkpoints meanwhile; {} lines \
+         written after (the held ones and the rest of the run); 0 dropped; {healed} healed",
         after - before
     );
     sim.stop().await;
