@@ -395,7 +395,9 @@ impl Daemon {
         info!(self.log, "shutting down");
         let _ = self.connection.send(Shutdown).await;
         if self.saves_state {
-            let _ = self.timeline.send(Settle).await;
+            if self.timeline.send(Settle).await.is_err() {
+                slog::error!(self.log, "timeline actor gone before shutdown; what it held is lost");
+            }
             // Written (and synced) before the save, so the save need not keep them.
             self.deliver_closed().await;
             self.flush_outputs().await;
@@ -427,7 +429,9 @@ impl Daemon {
     }
 
     async fn close_all(&self) {
-        let _ = self.timeline.send(CloseAll).await;
+        if self.timeline.send(CloseAll).await.is_err() {
+            slog::error!(self.log, "timeline actor gone before closing the open timelines");
+        }
         self.deliver_closed().await;
     }
 
@@ -448,7 +452,9 @@ impl Daemon {
 
     async fn flush_outputs(&self) {
         for consumer in &self.consumers {
-            let _ = consumer.send(Flush).await;
+            if consumer.send(Flush).await.is_err() {
+                slog::error!(self.log, "an output's consumer is gone before its flush");
+            }
         }
     }
 }

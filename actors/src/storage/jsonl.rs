@@ -201,7 +201,7 @@ impl JsonlSink {
                     path: path.clone(),
                     bytes: metadata.len(),
                     offset: 0,
-                    lines: spilled(path)?.len(),
+                    lines: spill_lines(path, |_| ())?,
                     skip: closed_in_sink(&config.path, RECENT_TAIL_BYTES)?,
                 }),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => None,
@@ -241,11 +241,6 @@ impl JsonlSink {
     /// Closed timelines held for this sink (in memory or spilled).
     pub fn held(&self) -> usize {
         self.held.len() + self.spill.as_ref().map_or(0, |s| s.lines)
-    }
-
-    /// Whether the sink is failing now.
-    pub fn failing(&self) -> Option<&str> {
-        self.failing.as_deref()
     }
 
     fn take(&mut self, record: &TimelineRecord) {
@@ -584,10 +579,27 @@ pub fn closed_in_sink(path: &Path, tail_bytes: u64) -> io::Result<HashSet<String
 
 /// Conversation ids in a spill file (written once the sink takes them).
 pub fn spilled(path: &Path) -> io::Result<HashSet<String>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(bytes.split(|b| *b == b'\n').filter_map(conversation_of).collect()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(HashSet::new()),
-        Err(error) => Err(error),
+    let mut ids = HashSet::new();
+    spill_lines(path, |line| ids.extend(conversation_of(line)))?;
+    Ok(ids)
+}
+
+/// Hand each whole line of a spill file to `each`, a line at a time (a spill may be large);
+/// returns how many there were. No file: none.
+fn spill_lines(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<usize> {
+    let mut reader = match File::open(path) {
+        Ok(file) => io::BufReader::new(file),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let (mut line, mut count) = (Vec::new(), 0);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+            return Ok(count);
+        }
+        each(&line);
+        count += 1;
     }
 }
 

@@ -80,6 +80,7 @@ pub fn save(directory: &Path, state: &impl Serialize, cancel: &AtomicBool) -> Re
         std::fs::File::open(directory)?.sync_all()
     };
     write().map_err(|error| {
+        // Best effort: one left behind is removed at the next start.
         let _ = std::fs::remove_file(&temporary);
         if cancel.load(Ordering::SeqCst) {
             StateError::Cancelled { path: path.display().to_string() }
