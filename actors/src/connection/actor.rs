@@ -224,7 +224,10 @@ impl ConnectionActor {
             ctx.run_later(self.config.rotation_overlap, move |act, _| act.retire(old_generation));
         }
         if self.down_since.take().is_some() {
-            let _ = self.links.socket_gap.try_send(SocketGap);
+            // Control, not data: `do_send` queues it even into a full mailbox (`try_send`
+            // would lose it, and the outage would go unhealed); it fails only if the
+            // timeline actor is gone, and then nothing is left to heal.
+            self.links.socket_gap.do_send(SocketGap);
         }
     }
 
