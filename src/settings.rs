@@ -480,6 +480,7 @@ impl Settings {
             ("reconnect.connect_timeout", self.reconnect.connect_timeout),
             ("genesys.request_timeout", genesys.request_timeout),
             ("state.checkpoint_interval", self.state.checkpoint_interval),
+            ("log.metrics_interval", self.log.metrics_interval),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s"));
@@ -529,13 +530,20 @@ mod duration {
         serializer.serialize_str(&humantime::format_duration(*value).to_string())
     }
 
+    /// No setting needs more; a longer one would overflow the clock it is added to.
+    const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|e| {
+        let duration = humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!(
                 "invalid duration {text:?} ({e}); write it like \"30s\" or \"200ms\""
             ))
-        })
+        })?;
+        if duration > MAX {
+            return Err(serde::de::Error::custom(format!("duration {text:?} is longer than a year")));
+        }
+        Ok(duration)
     }
 }
 
@@ -594,6 +602,19 @@ mod tests {
         std::fs::write(&base, format!("{text}[heartbeat]\nping_interval = \"often\"\n")).unwrap();
         let error = Settings::load(&base).unwrap_err().to_string();
         assert!(error.contains("ping_interval") && error.contains("often"), "{error}");
+    }
+
+    #[test]
+    fn a_zero_metrics_interval_and_an_absurd_duration_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = minimal(dir.path());
+        let text = std::fs::read_to_string(&base).unwrap();
+        std::fs::write(&base, format!("{text}[log]\nmetrics_interval = \"0s\"\n")).unwrap();
+        let error = Settings::load(&base).unwrap_err().to_string();
+        assert!(error.starts_with("log.metrics_interval:"), "{error}");
+        std::fs::write(&base, format!("{text}[pipeline]\nidle_timeout = \"5000years\"\n")).unwrap();
+        let error = Settings::load(&base).unwrap_err().to_string();
+        assert!(error.contains("idle_timeout") && error.contains("longer than a year"), "{error}");
     }
 
     #[test]

@@ -3,13 +3,28 @@
 use awc::http::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
 
-/// `Retry-After` in delta-seconds (what Genesys sends); absent or unparsable → `None`.
+/// The longest `Retry-After` honoured: a server asking for more (by mistake or malice)
+/// would otherwise pause a call for years, or overflow the time it is added to.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` in delta-seconds (what Genesys sends), at most [`MAX_RETRY_AFTER`];
+/// absent or unparsable → `None`.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// An id from the network, if it is safe to stand as one segment of a REST path: 1 to 128
+/// of `A–Z a–z 0–9 - _` (every id Genesys hands out: UUIDs, `streaming-…` channel ids).
+/// Anything else — `/`, `..`, `?`, `#`, `%`, a scheme — could walk the API host with our
+/// bearer token, so it is refused rather than escaped into something a server decodes.
+pub fn path_segment(id: &str) -> Option<&str> {
+    let safe = (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    safe.then_some(id)
 }
 
 #[cfg(test)]
@@ -25,5 +40,40 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_clamped_to_a_day() {
+        let mut headers = HeaderMap::new();
+        for huge in ["10000000000", "18446744073709551615"] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(huge));
+            assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        // What the callers do with it (jitter, a pause from now) stays in range.
+        let wait = MAX_RETRY_AFTER;
+        let jittered = wait + wait.mul_f64(0.2);
+        assert!(std::time::Instant::now().checked_add(jittered).is_some());
+    }
+
+    #[test]
+    fn only_plain_ids_go_into_a_path() {
+        for id in ["5b1c0d8e-3f2a-4c6b-9d7e-1a2b3c4d5e6f", "streaming-0-a1b2c3", "conv_1"] {
+            assert_eq!(path_segment(id), Some(id));
+        }
+        for id in [
+            "",
+            "..",
+            "../../../api/v2/users/me",
+            "/api/v2/users/me",
+            "a?expand=participants",
+            "a#b",
+            "a%2Fb",
+            "http://169.254.169.254/latest",
+            "a\nb",
+            "é",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(path_segment(id), None, "{id:?}");
+        }
     }
 }

@@ -216,6 +216,9 @@ async fn fetch(
     tokens: Addr<TokenActor>,
     conversation: String,
 ) -> Result<Vec<ParticipantEvent>, BackfillError> {
+    let Some(conversation) = crate::http::path_segment(&conversation) else {
+        return Err(BackfillError::UnsafeId);
+    };
     let token = tokens
         .send(GetToken)
         .await
@@ -308,7 +311,11 @@ impl Handler<Discover> for BackfillActor {
         if self.config.queues.is_empty() && self.config.users.is_empty() {
             return;
         }
-        let from = chrono::TimeDelta::from_std(self.config.search_lead).map_or(from, |lead| from - lead);
+        // `from` is an event time from the network: near chrono's limits the lead saturates.
+        let from = chrono::TimeDelta::from_std(self.config.search_lead)
+            .ok()
+            .and_then(|lead| from.checked_sub_signed(lead))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let call = search(self.config.clone(), self.tokens.clone(), from, to);
         ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
             Ok(ids) => {

@@ -36,7 +36,10 @@ impl OutageWindow {
     pub fn observed(&mut self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         self.latest = Some(self.latest.map_or(at, |latest| latest.max(at)));
         let from = self.outage_from.take()?;
-        Some((from - WINDOW_SLACK, at.max(from) + WINDOW_SLACK))
+        // Event times come from the network: near chrono's limits the slack saturates.
+        let start = from.checked_sub_signed(WINDOW_SLACK).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end = at.max(from).checked_add_signed(WINDOW_SLACK).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Some((start, end))
     }
 
     /// Resume knowing the latest event time seen before a restart.
@@ -103,6 +106,9 @@ pub enum BackfillError {
     Network(String),
     #[error("unusable response: {0}")]
     BadBody(String),
+    /// The conversation id could not stand in a URL path (see `http::path_segment`).
+    #[error("conversation id unsafe in a URL path; not fetched")]
+    UnsafeId,
 }
 
 impl BackfillError {
@@ -124,9 +130,9 @@ impl BackfillError {
         }
     }
 
-    /// Worth another try (a 404 is final; so is a body we cannot read).
+    /// Worth another try (a 404 is final; so is a body we cannot read, or an unsafe id).
     pub fn retryable(&self) -> bool {
-        !matches!(self, BackfillError::NotFound | BackfillError::BadBody(_))
+        !matches!(self, BackfillError::NotFound | BackfillError::BadBody(_) | BackfillError::UnsafeId)
     }
 }
 
@@ -147,6 +153,18 @@ mod tests {
         window.socket_gap(); // a second loss before recovery widens nothing
         assert_eq!(window.observed(at(30)), Some((at(4), at(31))));
         assert_eq!(window.observed(at(31)), None, "asked once per outage");
+    }
+
+    #[test]
+    fn an_event_time_at_the_limits_of_time_opens_a_window_without_overflow() {
+        let mut window = OutageWindow::default();
+        let last = DateTime::<Utc>::MAX_UTC - chrono::TimeDelta::seconds(1);
+        assert_eq!(window.observed(last), None);
+        window.socket_gap();
+        assert_eq!(window.observed(last), Some((last - WINDOW_SLACK, DateTime::<Utc>::MAX_UTC)));
+        let mut early = OutageWindow::default();
+        early.resumed(Some(DateTime::<Utc>::MIN_UTC));
+        assert_eq!(early.observed(DateTime::<Utc>::MIN_UTC).map(|w| w.0), Some(DateTime::<Utc>::MIN_UTC));
     }
 
     #[test]
@@ -177,5 +195,7 @@ mod tests {
         assert_eq!(limited.outcome(), BackfillOutcome::RateLimited);
         assert!(limited.retryable());
         assert!(BackfillError::from_status(503, None).retryable());
+        assert!(!BackfillError::UnsafeId.retryable(), "an unsafe id is never fetched, however often");
+        assert_eq!(BackfillError::UnsafeId.outcome(), BackfillOutcome::Error);
     }
 }

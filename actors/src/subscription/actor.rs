@@ -183,10 +183,17 @@ async fn setup(
         response.json().await.map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
 
     const SUBSCRIBE: &str = "subscribe";
+    let Some(channel_id) = crate::http::path_segment(&channel.id) else {
+        // Refused, not escaped: a crafted id could walk the API host with our token.
+        return Err(SetupError::Network {
+            endpoint: CREATE,
+            error: "channel id unsafe in a URL path".into(),
+        });
+    };
     let topics = config.interest.topics();
     let body: Vec<TopicRef> = topics.iter().map(|id| TopicRef { id }).collect();
     let mut response = client
-        .put(format!("{api}/api/v2/notifications/channels/{}/subscriptions", channel.id))
+        .put(format!("{api}/api/v2/notifications/channels/{channel_id}/subscriptions"))
         .send_json(&body)
         .await
         .map_err(|e| SetupError::Network { endpoint: SUBSCRIBE, error: e.to_string() })?;

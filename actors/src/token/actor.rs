@@ -121,7 +121,7 @@ impl TokenActor {
         self.metrics.token_refreshes.get_or_create(&TokenLabels { outcome }).inc();
         match result {
             Ok(response) => {
-                let lifetime = Duration::from_secs(response.expires_in);
+                let lifetime = response.lifetime();
                 let token =
                     AccessToken { value: Secret::new(response.access_token), expires_at: issued + lifetime };
                 let due = refresh_at(issued, lifetime, self.config.refresh_margin);

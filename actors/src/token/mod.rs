@@ -22,6 +22,17 @@ pub(crate) struct TokenResponse {
     pub expires_in: u64,
 }
 
+/// The longest token lifetime believed (Genesys issues 24 h): a larger `expires_in` would
+/// put the refresh out of reach, or overflow the time it is added to.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+impl TokenResponse {
+    /// `expires_in`, at most [`MAX_TOKEN_LIFETIME`].
+    pub(crate) fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.expires_in).min(MAX_TOKEN_LIFETIME)
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ErrorResponse {
     pub error: Option<String>,
@@ -79,6 +90,15 @@ pub fn refresh_at(issued: Instant, lifetime: Duration, margin: Duration) -> Inst
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_expires_in_is_held_to_a_day_and_schedules_in_range() {
+        let response = TokenResponse { access_token: "t".into(), expires_in: u64::MAX };
+        assert_eq!(response.lifetime(), MAX_TOKEN_LIFETIME);
+        let now = Instant::now();
+        let due = refresh_at(now, response.lifetime(), Duration::from_secs(300));
+        assert_eq!(due, now + MAX_TOKEN_LIFETIME - Duration::from_secs(300));
+    }
 
     #[test]
     fn refresh_is_scheduled_ahead_of_expiry() {
