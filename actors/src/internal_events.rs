@@ -20,7 +20,7 @@ impl BadInputLog {
         metrics.malformed_frames.get_or_create(&MalformedLabels { reason }).inc();
         if self.malformed_logged.insert(reason) {
             warn!(log, "bad input rejected (further ones of this kind are only counted)";
-                "reason" => reason.as_str(), "detail" => truncate(detail, 200));
+                "reason" => reason.as_str(), "detail" => &*printable(truncate(detail, 200)));
         }
     }
 
@@ -32,6 +32,25 @@ impl BadInputLog {
                 "stage" => stage.as_str(), "reason" => reason.as_str());
         }
     }
+}
+
+/// `text` as it may stand in a log line: control characters (a newline that would start a
+/// forged line of its own, a terminal escape) written as escapes (`\n`, `\u{1b}`). Text
+/// from the network goes through this before it is logged. Borrowed when clean, as it
+/// nearly always is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -55,5 +74,12 @@ mod tests {
         }
         assert_eq!(metrics.malformed(MalformedReason::InvalidJson), 3);
         assert_eq!(truncate("héllo", 2), "hé");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_clean_text_is_borrowed() {
+        assert!(matches!(printable("conv-1 é"), std::borrow::Cow::Borrowed("conv-1 é")));
+        assert_eq!(printable("c1\nINFO forged, x: 1"), "c1\\nINFO forged, x: 1");
+        assert_eq!(printable("a\r\u{1b}[31m\u{7f}"), "a\\r\\u{1b}[31m\\u{7f}");
     }
 }

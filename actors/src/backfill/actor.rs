@@ -8,6 +8,7 @@
 use super::BackfillError;
 use crate::backoff::Backoff;
 use crate::event::ParticipantEvent;
+use crate::internal_events::printable;
 use crate::metrics::{BackfillLabels, BackfillOutcome, Metrics};
 use crate::timeline::BackfillRequest;
 use crate::token::actor::{GetToken, Invalidate, TokenActor};
@@ -166,7 +167,7 @@ impl BackfillActor {
                 *attempts += 1;
                 if !error.retryable() || *attempts >= self.config.max_attempts {
                     warn!(self.log, "backfill failed for good; the timeline stays marked with its gap";
-                        "conversation" => &request.conversation, "error" => %error, "attempts" => *attempts);
+                        "conversation" => &*printable(&request.conversation), "error" => %error, "attempts" => *attempts);
                     self.attempts.remove(&request.conversation);
                     self.deliver(BackfillResult { request, events: Vec::new(), succeeded: false }, ctx);
                 } else {

@@ -4,6 +4,7 @@
 
 pub mod actor;
 
+use crate::internal_events::printable;
 use crate::record::{format_millis, EntryAction, TimelineRecord};
 use crate::timeline::{CloseReason, TimelineUpdate};
 use slog::{info, Logger};
@@ -74,12 +75,13 @@ impl Output for LogOutput {
             EntryAction::Joined => "participant joined",
             EntryAction::Left => "participant left",
         };
+        // Ids and purposes come from the network: escaped, so none can forge a line.
         info!(self.log, "{}", message;
             "late" => update.late,
             "at" => at,
-            "purpose" => purpose,
-            "participant" => &entry.participant_id,
-            "conversation" => &update.conversation_id,
+            "purpose" => &*printable(purpose),
+            "participant" => &*printable(&entry.participant_id),
+            "conversation" => &*printable(&update.conversation_id),
         );
         Ok(())
     }
@@ -91,10 +93,10 @@ impl Output for LogOutput {
             "healed" => record.healed,
             "gaps" => record.gaps,
             "complete" => record.complete,
-            "media" => record.media_types.join(","),
+            "media" => &*printable(&record.media_types.join(",")),
             "participants" => record.participants.len(),
             "duration" => duration,
-            "conversation" => &record.conversation_id,
+            "conversation" => &*printable(&record.conversation_id),
         );
         Ok(())
     }
@@ -144,6 +146,52 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// Every value of every record logged, as text.
+    #[derive(Clone, Default)]
+    struct Values(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl slog::Serializer for Values {
+        fn emit_arguments(&mut self, _: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
+            self.0.lock().unwrap().push(value.to_string());
+            Ok(())
+        }
+    }
+
+    impl slog::Drain for Values {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+            let mut values = self.clone();
+            let _ = slog::KV::serialize(&record.kv(), record, &mut values);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn ids_from_the_network_cannot_forge_a_log_line() {
+        let values = Values::default();
+        let mut output = LogOutput::new(Logger::root(values.clone(), slog::o!()));
+        let forged = "c1\nDec 04 12:00:00.000 INFO timeline closed, conversation: fake";
+        let update = TimelineUpdate {
+            conversation_id: forged.into(),
+            entry: EntryRecord {
+                at: record().started_at.unwrap(),
+                action: EntryAction::Joined,
+                participant_id: "p1\r".into(),
+                purpose: Some("agent\u{1b}[2J".into()),
+            },
+            late: false,
+        };
+        output.update(&update).unwrap();
+        output
+            .closed(&TimelineRecord { conversation_id: forged.into(), ..record() }, CloseReason::Ended)
+            .unwrap();
+        let logged = values.0.lock().unwrap().clone();
+        assert!(logged.iter().any(|v| v.starts_with("c1\\n")), "{logged:?}");
+        assert!(logged.iter().all(|v| !v.chars().any(char::is_control)), "{logged:?}");
     }
 
     #[test]

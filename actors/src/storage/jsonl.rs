@@ -21,6 +21,7 @@
 
 use crate::consumer::Output;
 use crate::health::Health;
+use crate::internal_events::printable;
 use crate::metrics::{DropLabels, DropReason, Metrics, OutputKind, OutputLabels, Stage};
 use crate::record::TimelineRecord;
 use crate::timeline::state::Unwritten;
@@ -335,7 +336,7 @@ impl JsonlSink {
         if self.dropped == 1 {
             error!(self.links.log, "closed timeline dropped: the sink fails and nothing more can be held \
                                     (further ones are only counted in timelined_events_dropped_total)";
-                "conversation" => conversation, "why" => why, "path" => self.config.path.display().to_string());
+                "conversation" => &*printable(conversation), "why" => why, "path" => self.config.path.display().to_string());
         }
     }
 

@@ -11,6 +11,7 @@ use crate::backoff::Backoff;
 use crate::connection::actor::Connect;
 use crate::connection::Target;
 use crate::health::Health;
+use crate::internal_events::printable;
 use crate::metrics::ReconnectCause;
 use crate::token::actor::{GetToken, Invalidate, NotifyRefresh, TokenActor, TokenRefreshed};
 use crate::token::TokenError;
@@ -206,7 +207,8 @@ async fn setup(
     let rejected: Vec<_> =
         entities.entities.iter().filter(|e| e.state.as_deref().is_some_and(|s| s != "Permitted")).collect();
     for topic in &rejected {
-        warn!(log, "topic rejected"; "topic" => &topic.id, "reason" => topic.rejection_reason.as_deref().unwrap_or("unknown"));
+        warn!(log, "topic rejected"; "topic" => &*printable(&topic.id),
+            "reason" => &*printable(topic.rejection_reason.as_deref().unwrap_or("unknown")));
     }
     if !topics.is_empty() && rejected.len() == topics.len() {
         return Err(SetupError::AllRejected);

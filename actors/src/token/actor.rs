@@ -8,6 +8,7 @@
 use super::{refresh_at, AccessToken, TokenError, TokenResponse};
 use crate::backoff::Backoff;
 use crate::health::Health;
+use crate::internal_events::printable;
 use crate::metrics::{Metrics, TokenLabels, TokenOutcome};
 use crate::secret::Secret;
 use actix::prelude::*;
@@ -156,7 +157,7 @@ impl TokenActor {
                     TokenError::Rejected(_) => {
                         error!(self.log, "configuration error: the login server rejected the client credentials; \
                                           check genesys.client_id and the client secret";
-                            "detail" => %problem, "retry_in_s" => delay.as_secs());
+                            "detail" => &*printable(&problem.to_string()), "retry_in_s" => delay.as_secs());
                         self.health.token_failed(Some(problem.to_string()));
                     }
                     _ => {
