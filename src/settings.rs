@@ -1,4 +1,4 @@
-//! Typed settings (DESIGN.md "Settings"): serde defaults, then the TOML file, then
+//! Typed settings: serde defaults, then the TOML file, then
 //! `TIMELINED__SECTION__KEY` environment overrides, through the `config` crate. Unknown
 //! keys are errors; every error names the key (and the file). The client secret comes
 //! only from `$CREDENTIALS_DIRECTORY/client_secret`, `genesys.client_secret_file` or
@@ -11,7 +11,7 @@ use timelined_actors::secret::Secret;
 use timelined_actors::storage::jsonl::Fsync;
 use timelined_actors::wire::Dialect;
 
-/// Region domains GENESYS.md lists; another needs explicit `api_base` and `login_base`.
+/// Genesys Cloud's region domains; another needs explicit `api_base` and `login_base`.
 pub const REGIONS: &[&str] = &[
     "mypurecloud.com",
     "usw2.pure.cloud",

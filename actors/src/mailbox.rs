@@ -1,4 +1,4 @@
-//! The one bounded-send rule of every data hop (PITFALLS.md "actix"): actix counts
+//! The one bounded-send rule of every data hop: actix counts
 //! capacity per sender, so the real bound lives here — an atomic depth (mirrored in the
 //! `mailbox_depth{actor}` gauge) checked before `try_send`. Capacity N accepts
 //! exactly N; every further message is dropped and counted in

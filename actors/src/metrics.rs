@@ -1,5 +1,5 @@
 //! The daemon's metrics: one owned `prometheus-client` registry per daemon (no global),
-//! names and labels as DESIGN.md lists them. Label values are closed enums; every
+//! names and labels as the README lists them. Label values are closed enums; every
 //! `events_dropped_total{stage,reason}` series exists at 0 from start-up so a `rate()`
 //! alert can fire on the very first drop.
 

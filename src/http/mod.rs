@@ -1,4 +1,4 @@
-//! The daemon's HTTP side (DESIGN.md "Outputs" → HTTP), bound to loopback by default
+//! The daemon's HTTP side, bound to loopback by default
 //! (`http.listen`):
 //!
 //! | route | answers |

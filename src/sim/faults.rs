@@ -1,6 +1,6 @@
 //! Fault switches: the ways Genesys Cloud and the network fail a client, on demand.
 //!
-//! A [`Fault`] is plain data with one JSON shape per kind (DESIGN.md, "The simulator"). It
+//! A [`Fault`] is plain data with one JSON shape per kind. It
 //! arrives by `POST /sim/faults`, [`super::SimHandle::fault`] or [`super::SimConfig::faults`];
 //! [`Fault::validate`] turns a shape that cannot be carried out into a message before
 //! anything is applied. This file is pure: the shapes, their checks, and the bad frames the

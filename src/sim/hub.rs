@@ -26,7 +26,7 @@ use super::outbound::{FrameStream, Outbound, Outlet, SocketTx, StreamReport, Tic
 use super::protocol::{self, BodyKind, MAX_TOPICS};
 use super::{SimConfig, DEFAULT_QUEUES};
 
-/// Channels one client may hold; creating one more evicts the oldest (GENESYS.md).
+/// Channels one client may hold; creating one more evicts the oldest, as the service does.
 const MAX_CHANNELS: usize = 20;
 /// Share of data frames sent twice when duplicates are on.
 const DUPLICATE_RATE: f64 = 0.05;

@@ -1,4 +1,4 @@
-//! The embedded Genesys Cloud simulator (DESIGN.md, "The simulator").
+//! The embedded Genesys Cloud simulator.
 //!
 //! One actix-web server on one port plays a small Genesys Cloud: OAuth client credentials,
 //! notification channels and their subscriptions, the streaming WebSocket at each
@@ -10,8 +10,8 @@
 //! How it fits together:
 //! - `generator` — pure and seeded: scripts conversations, hands out transitions in
 //!   event-time order, renders the ground truth.
-//! - `protocol` — pure: topic names and every frame body, written from GENESYS.md without
-//!   the daemon's decoders.
+//! - `protocol` — pure: topic names and every frame body, written from the protocol, not
+//!   from the daemon's decoders.
 //! - `hub` — the service's state behind one lock; decides which socket gets which frame.
 //! - `details` — pure: the conversation-details query, its filters and its pages.
 //! - `playback` — paces the generator into the hub at `rate` transitions per second.
@@ -94,7 +94,7 @@ pub struct SimConfig {
     /// Faults applied as soon as the first listener is connected (`--fault`).
     pub faults: Vec<Fault>,
     /// A channel expires when the token that created it does (socket closed with 1000,
-    /// the upgrade answers 404 afterwards), as GENESYS.md says one can.
+    /// the upgrade answers 404 afterwards), as on the real service.
     pub channel_dies_with_token: bool,
     /// Play the seeded generator once somebody listens. `false` leaves the sockets to
     /// what [`SimHandle::stream`] is given (the benchmarks' fast playback).

@@ -1,4 +1,4 @@
-//! The simulator's half of the wire protocol (GENESYS.md), written independently of the
+//! The simulator's half of the wire protocol, written independently of the
 //! daemon's decoders so that a misreading on either side fails a test instead of agreeing
 //! with itself.
 //!

@@ -1,4 +1,4 @@
-//! Healing gaps over REST (GENESYS.md "Backfill"): `GET /api/v2/conversations/{id}`
+//! Healing gaps over REST: `GET /api/v2/conversations/{id}`
 //! returns the conversation in the snapshot shape, which decodes into the same events the
 //! socket would have carried. A conversation that began and ended while no socket was up
 //! is never seen at all: after an outage the conversations that started within it (in

@@ -1,4 +1,4 @@
-//! What to subscribe to (DESIGN.md "Settings" `[subscription]`), as Notifications API
+//! What to subscribe to (the `[subscription]` settings), as Notifications API
 //! topics or an analytics-stream filter, and the REST shapes of channels and subscriptions.
 
 pub mod actor;
@@ -29,7 +29,7 @@ pub fn media_topic_suffix(media: &str) -> &str {
 }
 
 impl Interest {
-    /// Notifications API topic names (GENESYS.md "Topics that carry joins and leaves").
+    /// Notifications API topic names.
     pub fn topics(&self) -> Vec<String> {
         let mut topics = Vec::new();
         let scoped = [("v2.routing.queues", &self.queues), ("v2.users", &self.users)];
@@ -78,7 +78,7 @@ pub struct Channel {
 }
 
 impl std::fmt::Debug for Channel {
-    // The channel id grants access to the stream (GENESYS.md): never in logs.
+    // The channel id grants access to the stream: never in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").field("expires", &self.expires).finish_non_exhaustive()
     }

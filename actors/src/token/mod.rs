@@ -1,4 +1,4 @@
-//! OAuth client-credentials tokens (GENESYS.md "OAuth"): the response and error shapes,
+//! OAuth client-credentials tokens: the response and error shapes,
 //! when a cached token must be refreshed, and what an error means. The actor that owns
 //! the token and does the HTTP is in [`actor`].
 

@@ -1,4 +1,4 @@
-//! The analytics-stream dialect (GENESYS.md "The analytics-stream dialect"): status
+//! The analytics-stream dialect: status
 //! answers to the token and filter messages, then `{"events":[…]}` in text or binary frames.
 
 use super::{parse_time, DecodeError, Decoded, DecodedEvents, MalformedReason, Rejection};

@@ -1,6 +1,6 @@
 //! Wire decoding: one text or binary WebSocket frame in, a [`Decoded`] value out.
-//! Pure functions — no sockets, no actix — for both dialects (DESIGN.md "Wire dialects").
-//! Decoding is liberal where GENESYS.md says the record is open (unknown fields and enum
+//! Pure functions — no sockets, no actix — for both dialects.
+//! Decoding is liberal where the protocol leaves the record open (unknown fields and enum
 //! values pass), and strict where a guess would corrupt a timeline (times).
 
 mod analytics;

@@ -1,6 +1,5 @@
-//! The Genesys Cloud Notifications API dialect (GENESYS.md "Frames", "Topics that carry
-//! joins and leaves"): conversation snapshots on queue/user topics (full and per-media
-//! shapes), flat detail events, and the `channel.metadata` / `v2.system.*` control frames.
+//! The Genesys Cloud Notifications API dialect: conversation snapshots on queue/user
+//! topics (full and per-media shapes), flat detail events, and the `channel.metadata` / `v2.system.*` control frames.
 
 use super::{parse_time, DecodeError, Decoded, DecodedEvents, MalformedReason};
 use crate::compact::Symbol;
