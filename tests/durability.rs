@@ -220,6 +220,7 @@ async fn a_full_disk_holds_closed_timelines_and_writes_each_once_when_space_retu
     assert_eq!(daemon.metric("timelined_output_held{output=\"sink\"}"), Some(0.0));
     assert_eq!(daemon.metric(dropped), Some(0.0));
     assert!(daemon.terminate().await.success());
+    assert!(whole_lines(&spec.sink), "the stopped daemon left a partial line in the sink");
     let healed = assert_equal_or_healed("full disk", &read_jsonl(&spec.sink), &sim.truth());
     eprintln!(
         "full disk for {full_for:.1?}: {before} lines before; {held:.0} closed timelines held when space \

@@ -133,6 +133,7 @@ async fn storm(storm: Storm) {
     })
     .await;
     assert!(daemon.terminate().await.success());
+    assert!(whole_lines(&sink), "the stopped daemon left a partial line in the sink");
     let healed = assert_equal_or_healed("restart storm", &read_jsonl(&sink), &sim.truth());
     eprintln!(
         "{:.0} s: {} conversations in the sink once each, {healed} healed",

@@ -50,14 +50,25 @@ pub fn settings_for(sim: &SimHandle, dialect: Dialect, sink: &Path) -> Settings 
     settings
 }
 
+/// The timelines in the sink so far. The daemon may be writing while this reads: a line
+/// that is not yet complete (no newline; a write spanning pages becomes visible a page at
+/// a time) is not read. Whether a stopped daemon left a partial line is `whole_lines`'s
+/// question.
 pub fn read_jsonl(path: &Path) -> Vec<TimelineRecord> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).expect("every sink line is a timeline"))
         .collect()
+}
+
+/// Whether the file ends at a line's end: what a sink must leave when it stops.
+pub fn whole_lines(path: &Path) -> bool {
+    std::fs::read(path).map_or(true, |bytes| bytes.is_empty() || bytes.ends_with(b"\n"))
 }
 
 /// Whether every conversation of `truth` has been written to the sink. By id, not by
