@@ -8,6 +8,7 @@ use crate::{systemd, telemetry};
 use slog::info;
 use std::process::ExitCode;
 use std::time::Duration;
+use timelined_actors::internal_events::printable;
 use timelined_actors::secret::Secret;
 use timelined_actors::wire::Dialect;
 use tokio::signal::unix::{Signal, SignalKind};
@@ -140,10 +141,11 @@ pub fn simulate(config: SimConfig) -> anyhow::Result<ExitCode> {
 }
 
 pub fn replay(input: impl std::io::BufRead, dialect: Dialect) -> anyhow::Result<ExitCode> {
-    let rules = timeline_rules(&Settings::default());
-    let report = crate::replay::replay(input, dialect, rules)?;
+    let settings = Settings::default();
+    let rules = timeline_rules(&settings);
+    let report = crate::replay::replay(input, dialect, rules, settings.pipeline.max_frame_bytes)?;
     for (line, reason, detail) in &report.bad_lines {
-        eprintln!("line {line}: {} ({detail})", reason.as_str());
+        eprintln!("line {line}: {} ({})", reason.as_str(), printable(detail));
     }
     eprintln!(
         "replayed {} frames: {} timelines, {} bad lines",

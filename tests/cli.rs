@@ -146,3 +146,21 @@ fn the_shipped_config_documents_every_key_with_its_default() {
         assert!(text.contains(line), "config/timelined.toml does not show the default `{line}`");
     }
 }
+
+#[test]
+fn replay_counts_lines_that_are_not_utf8_or_not_json_and_prints_the_good_timelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"topicName":"v2.routing.queues.q.conversations","eventBody":{"id":"good-1","participants":[{"id":"p","purpose":"customer","connectedTime":"2026-01-01T09:00:00.000Z","endTime":"2026-01-01T09:01:00.000Z"}]}}"#;
+    let mut capture = Vec::new();
+    capture.extend_from_slice(b"\xff\xfe not text\n");
+    capture.extend_from_slice(good.as_bytes());
+    capture.extend_from_slice(b"\nnot json\n{\"topicName\":\"v2.routing.queues.q.conversations\",\"eventBody\":{\"id\":\"bad\nforged line\n");
+    let path = dir.path().join("capture.jsonl");
+    std::fs::write(&path, capture).unwrap();
+    let output = timelined(&["replay", "--input", path.to_str().unwrap()], None);
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"good-1\""), "the good timeline is printed");
+    assert!(text.contains("line 1: invalid_json"), "{text}");
+    assert!(text.contains("5 frames: 1 timelines, 4 bad lines"), "{text}");
+}

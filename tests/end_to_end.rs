@@ -79,6 +79,7 @@ async fn notifications_dialect_rebuilds_every_conversation_exactly_and_replay_ag
         std::io::BufReader::new(std::fs::File::open(&record).unwrap()),
         Dialect::Notifications,
         timelined::daemon::timeline_rules(&timelined::settings::Settings::default()),
+        timelined::settings::Settings::default().pipeline.max_frame_bytes,
     )
     .unwrap();
     assert!(report.bad_lines.is_empty(), "{:?}", report.bad_lines);
