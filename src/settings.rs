@@ -10,6 +10,7 @@ use std::time::Duration;
 use timelined_actors::secret::Secret;
 use timelined_actors::storage::jsonl::Fsync;
 use timelined_actors::wire::Dialect;
+use zeroize::Zeroizing;
 
 /// Genesys Cloud's region domains; another needs explicit `api_base` and `login_base`.
 pub const REGIONS: &[&str] = &[
@@ -344,6 +345,35 @@ pub enum SettingsError {
     SecretFile { key: String, path: String, error: std::io::Error },
 }
 
+/// `path`, if only its owner can read it and the owner is us or root: a secret that
+/// other users can read is refused rather than used.
+fn private_file(key: &str, path: &Path) -> Result<PathBuf, SettingsError> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).map_err(|error| SettingsError::SecretFile {
+        key: key.into(),
+        path: path.display().to_string(),
+        error,
+    })?;
+    let mode = metadata.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is readable by group or others (mode {mode:03o}); make it private: chmod 600",
+                path.display()
+            ),
+        ));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if metadata.uid() != me && metadata.uid() != 0 {
+        return Err(invalid(
+            key,
+            format!("{} is owned by uid {}, not by this user ({me}) or root", path.display(), metadata.uid()),
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid { key: key.into(), message: message.into() }
 }
@@ -390,12 +420,22 @@ impl Settings {
     pub fn resolved(mut self, credentials_directory: Option<PathBuf>) -> Result<Settings, SettingsError> {
         let from_credentials =
             credentials_directory.map(|dir| dir.join("client_secret")).filter(|p| p.exists());
-        let secret_file = from_credentials.or_else(|| self.genesys.client_secret_file.clone());
+        // systemd's credential directory is private to the service; a file named in the
+        // config is checked for who else could read it.
+        let secret_file = match from_credentials {
+            Some(path) => Some(path),
+            None => match &self.genesys.client_secret_file {
+                Some(path) => Some(private_file("genesys.client_secret_file", path)?),
+                None => None,
+            },
+        };
         if let Some(path) = secret_file {
-            let text = std::fs::read_to_string(&path).map_err(|error| SettingsError::SecretFile {
-                key: "genesys.client_secret_file".into(),
-                path: path.display().to_string(),
-                error,
+            let text = std::fs::read_to_string(&path).map(Zeroizing::new).map_err(|error| {
+                SettingsError::SecretFile {
+                    key: "genesys.client_secret_file".into(),
+                    path: path.display().to_string(),
+                    error,
+                }
             })?;
             self.genesys.client_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
         }
@@ -433,6 +473,7 @@ impl Settings {
                 if !(base.starts_with("http://") || base.starts_with("https://")) {
                     return Err(invalid(key, format!("{base:?} is not an http(s) URL")));
                 }
+                timelined_actors::http::transport_allowed(base).map_err(|why| invalid(key, why))?;
             }
         }
         let subscription = &self.subscription;

@@ -164,3 +164,56 @@ fn replay_counts_lines_that_are_not_utf8_or_not_json_and_prints_the_good_timelin
     assert!(text.contains("line 1: invalid_json"), "{text}");
     assert!(text.contains("5 frames: 1 timelines, 4 bad lines"), "{text}");
 }
+
+fn secret_file(dir: &Path, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("client_secret");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[test]
+fn a_secret_file_others_can_read_is_refused_naming_the_key() {
+    for mode in [0o644, 0o640, 0o604] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = secret_file(dir.path(), mode);
+        let body = VALID.replace("client_id", &format!("client_secret_file = {:?}\nclient_id", path));
+        let config = write_config(dir.path(), &body);
+        let output = timelined(&["check-config", "--config", config.to_str().unwrap()], None);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "mode {mode:o} accepted");
+        assert!(text.contains("genesys.client_secret_file") && text.contains("chmod 600"), "{text}");
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+    }
+}
+
+#[test]
+fn a_private_secret_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path(), 0o600);
+    let body = VALID.replace("client_id", &format!("client_secret_file = {:?}\nclient_id", path));
+    let config = write_config(dir.path(), &body);
+    let output = timelined(&["check-config", "--config", config.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(SECRET));
+}
+
+#[test]
+fn a_cleartext_api_base_to_another_host_is_refused_naming_the_key() {
+    let overrides =
+        "api_base = \"http://api.example.com\"\nlogin_base = \"https://login.example.com\"\nclient_id";
+    assert_rejected(&VALID.replace("client_id", overrides), "genesys.api_base");
+    let overrides =
+        "api_base = \"https://api.example.com\"\nlogin_base = \"http://login.example.com\"\nclient_id";
+    assert_rejected(&VALID.replace("client_id", overrides), "genesys.login_base");
+}
+
+#[test]
+fn a_cleartext_api_base_on_loopback_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = "api_base = \"http://127.0.0.1:8080\"\nlogin_base = \"http://localhost:8080\"\nclient_id";
+    let config = write_config(dir.path(), &VALID.replace("client_id", overrides));
+    let output = timelined(&["check-config", "--config", config.to_str().unwrap()], Some(SECRET));
+    assert!(output.status.success(), "{}", stderr(&output));
+}

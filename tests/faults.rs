@@ -295,3 +295,57 @@ async fn analytics_stream_survives_a_dropped_socket() {
     assert!(fixture.reconnects(ReconnectCause::Dropped) >= 1);
     fixture.stop().await;
 }
+
+/// A channel whose `connectUri` accepts the connection and never answers the upgrade: the
+/// daemon gives the channel up after a few tries and streams from a new one, instead of
+/// retrying it until it expires a day later.
+#[actix_rt::test]
+async fn a_connect_uri_that_never_answers_is_given_up_for_a_new_channel() {
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("ws://{}/channels/never", black_hole.local_addr().unwrap());
+    let fixture = Fixture::start(scenario(61), Dialect::Notifications, |settings| {
+        settings.reconnect.connect_timeout = Duration::from_millis(300);
+    })
+    .await;
+    fixture.streaming().await;
+    let gone_before = fixture.reconnects(ReconnectCause::ChannelGone);
+    fixture.sim.fault(Fault::ConnectUri { uri, count: 1 }).unwrap();
+    fixture.sim.fault(Fault::ExpireChannel).unwrap();
+    check(&fixture, "connect_uri never answers").await;
+    assert!(
+        fixture.reconnects(ReconnectCause::ConnectFailed)
+            >= u64::from(timelined_actors::connection::actor::CONNECT_FAILURES_PER_CHANNEL) - 1,
+        "the black hole was tried before it was given up"
+    );
+    assert!(
+        fixture.reconnects(ReconnectCause::ChannelGone) >= gone_before + 2,
+        "the expired channel and the one that never answered were both given up"
+    );
+    drop(black_hole);
+    fixture.stop().await;
+}
+
+/// A `connectUri` in cleartext to a host that is not loopback is refused before any byte
+/// goes to it (the stream would carry conversations unencrypted); a new channel follows.
+#[actix_rt::test]
+async fn a_cleartext_connect_uri_to_another_host_is_refused_for_a_new_channel() {
+    let log = CapturedLog::default();
+    let fixture =
+        Fixture::start_logged(scenario(62), Dialect::Notifications, &[], |_| {}, log.logger()).await;
+    fixture.streaming().await;
+    let uri = "ws://192.0.2.1/channels/cleartext".to_owned();
+    fixture.sim.fault(Fault::ConnectUri { uri, count: 1 }).unwrap();
+    fixture.sim.fault(Fault::ExpireChannel).unwrap();
+    check(&fixture, "cleartext connect_uri").await;
+    let lines = log.lines();
+    let refused = lines.iter().filter(|line| {
+        line.message.starts_with("subscription setup failed")
+            && line.value("error").is_some_and(|error| error.contains("cleartext"))
+    });
+    assert_eq!(refused.count(), 1, "the cleartext connectUri was refused once");
+    assert!(
+        !lines.iter().any(|line| line.message.starts_with("streaming connect failed")),
+        "no connection was tried to the cleartext host"
+    );
+    fixture.stop().await;
+}

@@ -1,5 +1,6 @@
 //! Small helpers shared by the actors that call Genesys REST endpoints.
 
+use crate::internal_events::printable;
 use awc::http::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
 
@@ -25,6 +26,27 @@ pub fn path_segment(id: &str) -> Option<&str> {
     let safe = (1..=128).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     safe.then_some(id)
+}
+
+/// Whether `url` may carry our credentials: `https`/`wss` anywhere; plain `http`/`ws`
+/// only to a loopback host (the simulator, a local proxy), never across a network where
+/// basic auth, tokens and conversations would travel in cleartext. `Err` says why not.
+pub fn transport_allowed(url: &str) -> Result<(), String> {
+    let uri: awc::http::Uri = url.parse().map_err(|_| format!("{:?} is not a URL", printable(url)))?;
+    match uri.scheme_str() {
+        Some("https" | "wss") => Ok(()),
+        Some("http" | "ws") if uri.host().is_some_and(is_loopback) => Ok(()),
+        Some("http" | "ws") => {
+            Err(format!("{:?} is cleartext to a host that is not loopback; use https/wss", printable(url)))
+        }
+        _ => Err(format!("{:?} is not an http(s) or ws(s) URL", printable(url))),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
 #[cfg(test)]
@@ -74,6 +96,33 @@ mod tests {
             &"a".repeat(129),
         ] {
             assert_eq!(path_segment(id), None, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn cleartext_only_to_loopback() {
+        for allowed in [
+            "https://api.mypurecloud.com",
+            "wss://streaming.mypurecloud.com/channels/x",
+            "http://127.0.0.1:8080",
+            "ws://127.0.0.9:1/channels/x",
+            "http://[::1]:80/",
+            "ws://localhost:1",
+        ] {
+            assert_eq!(transport_allowed(allowed), Ok(()), "{allowed}");
+        }
+        for refused in [
+            "http://api.mypurecloud.com",
+            "ws://10.0.0.1/channels/x",
+            "ws://127.0.0.1.evil.example/",
+            "http://localhost.evil.example",
+            "ws://[::2]/",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:80",
+            "not a url",
+            "",
+        ] {
+            assert!(transport_allowed(refused).is_err(), "{refused} was allowed");
         }
     }
 }

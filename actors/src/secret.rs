@@ -1,16 +1,21 @@
 //! Secrets (client secret, access tokens, channel ids): usable, never printed. `Debug` and
 //! `Display` both say `[redacted]`, and there is no `Serialize`, so a secret cannot reach a
-//! log line, an error message or `check-config` output by accident.
+//! log line, an error message or `check-config` output by accident. Its bytes are zeroed
+//! when it is dropped, so a freed secret does not linger in the heap (or a core file).
 
 use serde::{Deserialize, Deserializer};
 use std::fmt;
+use std::sync::Arc;
+use zeroize::Zeroizing;
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// Shared, not copied: every clone is the one zeroed buffer, so handing the secret to each
+/// token request leaves no copies behind.
+#[derive(Clone)]
+pub struct Secret(Arc<Zeroizing<String>>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(Arc::new(Zeroizing::new(value.into())))
     }
 
     /// The value, for the one place that must send it.
@@ -22,6 +27,14 @@ impl Secret {
         self.0.is_empty()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,7 +50,7 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 

@@ -64,6 +64,9 @@ pub enum Fault {
     EvictChannel,
     /// Every issued token is invalid from now on; sockets stay open.
     RevokeToken,
+    /// The next `count` (default 1) channels created are handed `uri` as their
+    /// `connectUri`: a host that never answers, a cleartext or foreign one.
+    ConnectUri { uri: String, count: u64 },
 }
 
 /// The wire form of [`Fault`]. Kinds without fields are empty structs here because serde
@@ -107,6 +110,11 @@ enum Tagged {
     },
     EvictChannel {},
     RevokeToken {},
+    ConnectUri {
+        uri: String,
+        #[serde(default = "one")]
+        count: u64,
+    },
 }
 
 impl From<Tagged> for Fault {
@@ -125,6 +133,7 @@ impl From<Tagged> for Fault {
             Tagged::Inject { text, binary } => Fault::Inject { text, binary },
             Tagged::EvictChannel {} => Fault::EvictChannel,
             Tagged::RevokeToken {} => Fault::RevokeToken,
+            Tagged::ConnectUri { uri, count } => Fault::ConnectUri { uri, count },
         }
     }
 }
@@ -145,6 +154,7 @@ impl From<Fault> for Tagged {
             Fault::Inject { text, binary } => Tagged::Inject { text, binary },
             Fault::EvictChannel => Tagged::EvictChannel {},
             Fault::RevokeToken => Tagged::RevokeToken {},
+            Fault::ConnectUri { uri, count } => Tagged::ConnectUri { uri, count },
         }
     }
 }
@@ -232,6 +242,7 @@ impl Fault {
             Fault::Inject { .. } => "inject",
             Fault::EvictChannel => "evict_channel",
             Fault::RevokeToken => "revoke_token",
+            Fault::ConnectUri { .. } => "connect_uri",
         }
     }
 
@@ -259,9 +270,9 @@ impl Fault {
             Fault::Http { status, .. } if !(400..=599).contains(status) => {
                 Some(format!("status must be an error status (400-599), not {status}"))
             }
-            Fault::Http { count: 0, .. } | Fault::Malformed { count: 0 } => {
-                Some("count must be at least 1".to_owned())
-            }
+            Fault::Http { count: 0, .. }
+            | Fault::Malformed { count: 0 }
+            | Fault::ConnectUri { count: 0, .. } => Some("count must be at least 1".to_owned()),
             Fault::Oversized { bytes } if *bytes == 0 || *bytes > MAX_OVERSIZED_BYTES => {
                 Some(format!("bytes must be from 1 to {MAX_OVERSIZED_BYTES}, not {bytes}"))
             }
@@ -522,6 +533,8 @@ mod tests {
             (r#"{"kind":"inject"}"#, "exactly one"),
             (r#"{"kind":"inject","text":"a","binary":"YQ=="}"#, "exactly one"),
             (r#"{"kind":"inject","binary":"!!"}"#, "base64"),
+            (r#"{"kind":"connect_uri"}"#, "uri"),
+            (r#"{"kind":"connect_uri","uri":"ws://x","count":0}"#, "count"),
             (r#"{"code":1000}"#, "kind"),
         ] {
             let error = parse_one(text).expect_err(text);

@@ -98,6 +98,8 @@ struct State {
     initial_faults: Vec<Fault>,
     /// Injected HTTP errors still to answer, oldest first.
     http_faults: VecDeque<HttpFault>,
+    /// `Fault::ConnectUri`: the `connectUri` for the next channels, and how many.
+    connect_uri_fault: Option<(String, u64)>,
     /// Keyed by play order, which is start order: steps come in event-time order and a
     /// conversation's first step is its start.
     conversations: BTreeMap<u64, Played>,
@@ -177,6 +179,8 @@ struct Played {
 pub(crate) struct ChannelInfo {
     pub id: String,
     pub expires: String,
+    /// Handed out instead of the channel's own `connectUri` (`Fault::ConnectUri`).
+    pub connect_uri: Option<String>,
 }
 
 /// When a socket's channel ends: `expires_at` is announced with `socket_closing`
@@ -223,6 +227,7 @@ impl Hub {
                 sockets: BTreeMap::new(),
                 initial_faults: Vec::new(),
                 http_faults: VecDeque::new(),
+                connect_uri_fault: None,
                 conversations: BTreeMap::new(),
                 order_by_id: HashMap::new(),
                 next_order: 0,
@@ -323,7 +328,16 @@ impl Hub {
             socket: None,
         });
         let expires = Utc::now() + lifetime;
-        ChannelInfo { id, expires: format_millis(&expires) }
+        let connect_uri = match state.connect_uri_fault.take() {
+            Some((uri, remaining)) => {
+                if remaining > 1 {
+                    state.connect_uri_fault = Some((uri.clone(), remaining - 1));
+                }
+                Some(uri)
+            }
+            None => None,
+        };
+        ChannelInfo { id, expires: format_millis(&expires), connect_uri }
     }
 
     pub(crate) fn channel_is_alive(&self, channel_id: &str) -> bool {
@@ -750,6 +764,7 @@ impl Hub {
                 }
             }
             Fault::RevokeToken => state.tokens.clear(),
+            Fault::ConnectUri { uri, count } => state.connect_uri_fault = Some((uri.clone(), *count)),
         }
     }
 

@@ -165,9 +165,10 @@ async fn create_channel(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>)
     let token = credentials(&req, "Bearer").unwrap_or_default();
     let channel = hub.create_channel(token);
     let host = req.connection_info().host().to_owned();
+    let connect_uri = channel.connect_uri.unwrap_or_else(|| format!("ws://{host}/channels/{}", channel.id));
     HttpResponse::Ok().json(json!({
         "id": channel.id,
-        "connectUri": format!("ws://{host}/channels/{}", channel.id),
+        "connectUri": connect_uri,
         "expires": channel.expires,
     }))
 }

@@ -295,12 +295,22 @@ impl ReadinessWatch {
     }
 }
 
-/// A logger that keeps every message (and its `reason` key, if any) for assertions.
+/// A logger that keeps every message and its key-values for assertions.
 #[derive(Clone, Default)]
 pub struct CapturedLog(pub std::sync::Arc<std::sync::Mutex<Vec<CapturedLine>>>);
 
-/// A log message and its `reason` key, if it had one.
-pub type CapturedLine = (String, Option<String>);
+/// A log message and its key-values, in order.
+#[derive(Clone, Debug)]
+pub struct CapturedLine {
+    pub message: String,
+    pub values: Vec<(String, String)>,
+}
+
+impl CapturedLine {
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
 
 impl CapturedLog {
     pub fn logger(&self) -> slog::Logger {
@@ -310,18 +320,22 @@ impl CapturedLog {
 
     /// How many lines with this message (prefix) and `reason`.
     pub fn count(&self, message: &str, reason: Option<&str>) -> usize {
-        let lines = self.0.lock().unwrap();
-        lines.iter().filter(|(m, r)| m.starts_with(message) && r.as_deref() == reason).count()
+        self.lines()
+            .iter()
+            .filter(|line| line.message.starts_with(message) && line.value("reason") == reason)
+            .count()
+    }
+
+    pub fn lines(&self) -> Vec<CapturedLine> {
+        self.0.lock().unwrap().clone()
     }
 }
 
-struct ReasonOf(Option<String>);
+struct Values(Vec<(String, String)>);
 
-impl slog::Serializer for ReasonOf {
+impl slog::Serializer for Values {
     fn emit_arguments(&mut self, key: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
-        if key == "reason" {
-            self.0 = Some(value.to_string());
-        }
+        self.0.push((key.to_string(), value.to_string()));
         Ok(())
     }
 }
@@ -331,9 +345,9 @@ impl slog::Drain for CapturedLog {
     type Err = slog::Never;
 
     fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        let mut reason = ReasonOf(None);
-        let _ = slog::KV::serialize(&record.kv(), record, &mut reason);
-        self.0.lock().unwrap().push((record.msg().to_string(), reason.0));
+        let mut values = Values(Vec::new());
+        let _ = slog::KV::serialize(&record.kv(), record, &mut values);
+        self.0.lock().unwrap().push(CapturedLine { message: record.msg().to_string(), values: values.0 });
         Ok(())
     }
 }

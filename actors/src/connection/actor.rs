@@ -48,6 +48,11 @@ pub struct ConnectionConfig {
     pub resumed: bool,
 }
 
+/// Connecting to a channel's `connectUri` failed this many times in a row: the channel is
+/// given up and a new one asked for, rather than retrying one that never answers until
+/// it expires a day later.
+pub const CONNECT_FAILURES_PER_CHANNEL: u32 = 3;
+
 /// Connect to this target; an open socket is replaced make-before-break.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -102,6 +107,8 @@ pub struct ConnectionActor {
     ever_opened: bool,
     reassembly: Reassembly,
     backoff: Backoff,
+    /// Connects to the current target that failed since it last streamed.
+    failed_connects: u32,
     /// Set when a socket was lost: the restart waits out the backoff before reconnecting.
     reconnect_pending: bool,
     /// No frame yet on the current socket: the backoff resets on the first one, so a
@@ -125,6 +132,7 @@ impl ConnectionActor {
         ConnectionActor {
             reassembly: Reassembly::new(config.max_frame_bytes),
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            failed_connects: 0,
             config,
             links,
             target: None,
@@ -209,6 +217,7 @@ impl ConnectionActor {
             let _ = sink.write(ws::Message::Text(hello.into()));
         }
         self.sink = Some(sink);
+        self.failed_connects = 0;
         self.reassembly.reset();
         self.awaiting_first_frame = true;
         self.liveness.opened(generation);
@@ -241,21 +250,38 @@ impl ConnectionActor {
             self.generation = old_generation;
             self.sink = Some(old);
             self.metrics.connection_up.set(1);
-            let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ConnectFailed });
+            self.channel_lost(ReconnectCause::ConnectFailed);
             return;
         }
         match failure {
             ConnectFailure::ChannelGone(status) => {
                 warn!(self.log, "streaming upgrade refused: the channel is gone"; "status" => status);
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
+                self.channel_lost(ReconnectCause::ChannelGone);
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
             ConnectFailure::Other(error) => {
                 warn!(self.log, "streaming connect failed"; "error" => error);
+                self.failed_connects = self.failed_connects.saturating_add(1);
+                let channel = self.target.as_ref().is_some_and(|t| t.dialect == Dialect::Notifications);
+                if channel && self.failed_connects >= CONNECT_FAILURES_PER_CHANNEL {
+                    warn!(self.log, "the channel's connectUri keeps failing; asking for a new channel";
+                        "attempts" => self.failed_connects);
+                    self.target = None;
+                    self.channel_lost(ReconnectCause::ChannelGone);
+                    self.lost(generation, ReconnectCause::ChannelGone, ctx);
+                    return;
+                }
                 self.lost(generation, ReconnectCause::ConnectFailed, ctx);
             }
         }
+    }
+
+    /// Tell the subscription actor its channel is no use. Control, not data: `do_send`
+    /// queues it even into a full mailbox (a lost one would leave us with no channel); it
+    /// fails only once the subscription actor is gone, at shutdown.
+    fn channel_lost(&self, cause: ReconnectCause) {
+        self.links.channel_lost.do_send(ChannelLost { cause });
     }
 
     /// The socket of `generation` is gone: count it and let the supervisor restart us.
@@ -447,7 +473,8 @@ impl ConnectionActor {
             Decoded::SocketClosing if generation != self.generation => {}
             Decoded::SocketClosing => {
                 info!(self.log, "server announced socket_closing");
-                let _ = self.links.channel_closing.try_send(ChannelClosing);
+                // Control, as for `channel_lost`: queued even into a full mailbox.
+                self.links.channel_closing.do_send(ChannelClosing);
             }
             Decoded::ChannelGone if generation != self.generation => {
                 self.ended(generation, ReconnectCause::ChannelGone, ctx)
@@ -455,13 +482,13 @@ impl ConnectionActor {
             Decoded::ChannelGone => {
                 warn!(self.log, "the server says the channel is gone");
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
+                self.channel_lost(ReconnectCause::ChannelGone);
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
             Decoded::StreamError(message) => {
                 warn!(self.log, "analytics stream refused us"; "message" => message);
                 self.target = None;
-                let _ = self.links.channel_lost.try_send(ChannelLost { cause: ReconnectCause::ChannelGone });
+                self.channel_lost(ReconnectCause::ChannelGone);
                 self.lost(generation, ReconnectCause::ChannelGone, ctx);
             }
         }
@@ -564,6 +591,7 @@ impl Handler<Connect> for ConnectionActor {
 
     fn handle(&mut self, Connect(target): Connect, ctx: &mut Context<Self>) {
         self.target = Some(target);
+        self.failed_connects = 0;
         self.connect(ctx);
     }
 }

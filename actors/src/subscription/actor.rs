@@ -126,7 +126,10 @@ impl SubscriptionActor {
                     act.backoff.reset();
                     act.health.set_subscribed(true);
                     act.schedule_rotation(expires, ctx);
-                    let _ = act.connect.try_send(Connect(target));
+                    // Control, not data: queued even into a full mailbox (a lost
+                    // `Connect` would leave a subscribed channel unread); it fails only
+                    // once the connection actor is gone, at shutdown.
+                    act.connect.do_send(Connect(target));
                 }
                 Err(error) => {
                     if matches!(error, SetupError::Unauthorized { .. }) {
@@ -183,6 +186,10 @@ async fn setup(
     let channel: Channel =
         response.json().await.map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
 
+    if let Err(why) = crate::http::transport_allowed(&channel.connect_uri) {
+        // Refused before subscribing: the stream would carry conversations in cleartext.
+        return Err(SetupError::Network { endpoint: CREATE, error: format!("connectUri {why}") });
+    }
     const SUBSCRIBE: &str = "subscribe";
     let Some(channel_id) = crate::http::path_segment(&channel.id) else {
         // Refused, not escaped: a crafted id could walk the API host with our token.
