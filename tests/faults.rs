@@ -349,3 +349,41 @@ async fn a_cleartext_connect_uri_to_another_host_is_refused_for_a_new_channel() 
     );
     fixture.stop().await;
 }
+
+/// Fault after fault a few seconds apart: every finished conversation is in the sink within
+/// `close_after` and a few seconds of its last event (or of the backfill that healed it),
+/// judged while the daemon runs — not at shutdown, which closes everything anyway. The
+/// verification backfill is put out of reach, so it cannot be what closes a timeline.
+#[actix_rt::test]
+async fn finished_conversations_are_written_promptly_through_a_run_of_faults() {
+    let config = SimConfig { conversations: 300, rate: 150, send_log: true, ..scenario(64) };
+    let fixture = Fixture::start(config, Dialect::Notifications, |settings| {
+        settings.pipeline.verify_after = Duration::from_secs(3600);
+    })
+    .await;
+    let watch = SinkWatch::spawn(fixture.sink.clone());
+    fixture.streaming().await;
+    let faults = [
+        Fault::DropSocket,
+        Fault::Http { path: "/oauth/token".into(), status: 429, retry_after: Some(1), count: 2 },
+        Fault::Close { code: 1011 },
+        Fault::Stall { seconds: 8.0 },
+        Fault::SocketClosing { close_after: Duration::from_secs(1) },
+        Fault::ExpireChannel,
+        Fault::Malformed { count: 5 },
+    ];
+    for fault in faults {
+        fixture.sim.fault(fault).unwrap();
+        actix_rt::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (closed, truth, hidden) = fixture.finish().await;
+    assert_truth_or_healed("a run of faults", &closed, &truth, &hidden);
+    let close_after = Duration::from_millis(300);
+    let delays = write_delays(&truth, &last_sent(&fixture.sim), &watch.seen());
+    assert_eq!(delays.len(), truth.len(), "every conversation's last event was logged as sent");
+    let slack = Duration::from_secs(5);
+    let late: Vec<_> = delays.iter().filter(|(delay, _)| *delay > close_after + slack).collect();
+    eprintln!("longest delays from last event to sink: {:?}", &delays[..5.min(delays.len())]);
+    assert!(late.is_empty(), "{} conversations written late: {late:?}", late.len());
+    fixture.stop().await;
+}

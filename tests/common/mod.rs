@@ -351,3 +351,79 @@ impl slog::Drain for CapturedLog {
         Ok(())
     }
 }
+
+/// When each conversation first appeared in a sink, polled every 50 ms while the daemon
+/// runs: how late a timeline was written, judged before shutdown closes everything.
+pub struct SinkWatch {
+    sink: PathBuf,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl SinkWatch {
+    pub fn spawn(sink: PathBuf) -> SinkWatch {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let recorded = seen.clone();
+        let polled = sink.clone();
+        let task = actix_rt::spawn(async move {
+            loop {
+                let now = Instant::now();
+                let records = read_jsonl(&polled);
+                let mut seen = recorded.lock().unwrap();
+                for record in records {
+                    seen.entry(record.conversation_id).or_insert(now);
+                }
+                drop(seen);
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        SinkWatch { sink, seen, task }
+    }
+
+    /// What has been seen, with a last look now (the poll may not have come round yet).
+    pub fn seen(&self) -> BTreeMap<String, Instant> {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap();
+        for record in read_jsonl(&self.sink) {
+            seen.entry(record.conversation_id).or_insert(now);
+        }
+        seen.clone()
+    }
+}
+
+impl Drop for SinkWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The latest time any join or leave of each conversation was sent (the simulator's send
+/// log, `SimConfig::send_log`).
+pub fn last_sent(sim: &SimHandle) -> BTreeMap<String, Instant> {
+    let mut last = BTreeMap::new();
+    for sent in sim.take_send_log() {
+        let at = last.entry(sent.key.conversation).or_insert(sent.at);
+        *at = (*at).max(sent.at);
+    }
+    last
+}
+
+/// Each truth conversation's delay from its last event sent to its line in the sink,
+/// longest first; a conversation never seen counts as `Duration::MAX`.
+pub fn write_delays(
+    truth: &[TimelineRecord],
+    sent: &BTreeMap<String, Instant>,
+    seen: &BTreeMap<String, Instant>,
+) -> Vec<(Duration, String)> {
+    let mut delays: Vec<(Duration, String)> = truth
+        .iter()
+        .filter_map(|record| {
+            let id = &record.conversation_id;
+            let sent = sent.get(id)?;
+            let delay = seen.get(id).map_or(Duration::MAX, |seen| seen.saturating_duration_since(*sent));
+            Some((delay, id.clone()))
+        })
+        .collect();
+    delays.sort_by(|a, b| b.cmp(a));
+    delays
+}
