@@ -288,6 +288,7 @@ impl Daemon {
             liveness.clone(),
             connection.clone().recipient(),
             connection.clone().recipient(),
+            connection.clone().recipient(),
             metrics.clone(),
         ));
         let subscription = &settings.subscription;

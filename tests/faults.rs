@@ -387,3 +387,29 @@ async fn finished_conversations_are_written_promptly_through_a_run_of_faults() {
     assert!(late.is_empty(), "{} conversations written late: {late:?}", late.len());
     fixture.stop().await;
 }
+
+/// A stall shorter than the stale timeout: the socket is kept, but what the service sent
+/// meanwhile is lost without a trace. A ping left unanswered for a whole interval gives it
+/// away; when the socket answers again the open timelines are backfilled, and each
+/// finished conversation is written promptly rather than at its verification, an hour on.
+#[actix_rt::test]
+async fn a_stall_the_socket_survives_is_healed_when_it_answers_again() {
+    let config = SimConfig { send_log: true, rate: 150, ..scenario(65) };
+    let fixture = Fixture::start(config, Dialect::Notifications, |settings| {
+        settings.heartbeat.stale_timeout = Duration::from_secs(60);
+        settings.pipeline.verify_after = Duration::from_secs(3600);
+    })
+    .await;
+    let watch = SinkWatch::spawn(fixture.sink.clone());
+    fixture.streaming().await;
+    fixture.sim.fault(Fault::Stall { seconds: 2.0 }).unwrap();
+    let healed = check(&fixture, "stall survived").await;
+    assert!(!fixture.sim.hidden().is_empty(), "the stall hid transitions");
+    assert!(healed > 0, "what the stall hid was healed");
+    assert!(fixture.daemon.metrics.stream_stalls.get() >= 1, "the stall was noticed");
+    assert_eq!(fixture.reconnects(ReconnectCause::Stale), 0, "the socket was kept");
+    let delays = write_delays(&fixture.sim.truth(), &last_sent(&fixture.sim), &watch.seen());
+    let slack = Duration::from_millis(300) + Duration::from_secs(5);
+    assert!(delays[0].0 <= slack + Duration::from_secs(2), "written late: {:?}", &delays[..3]);
+    fixture.stop().await;
+}

@@ -143,6 +143,8 @@ pub struct Metrics {
     pub reconnects: Family<CauseLabels, Counter>,
     pub connection_up: Gauge,
     pub heartbeat_rtt_seconds: Gauge<f64, AtomicU64>,
+    /// Sockets that left a ping unanswered for a whole ping interval, then answered.
+    pub stream_stalls: Counter,
     pub token_refreshes: Family<TokenLabels, Counter>,
     pub open_conversations: Gauge,
     pub timelines_closed: Family<ClosedLabels, Counter>,
@@ -172,6 +174,7 @@ impl Metrics {
             reconnects: Family::default(),
             connection_up: Gauge::default(),
             heartbeat_rtt_seconds: Gauge::default(),
+            stream_stalls: Counter::default(),
             token_refreshes: Family::default(),
             open_conversations: Gauge::default(),
             timelines_closed: Family::default(),
@@ -231,6 +234,12 @@ impl Metrics {
             "heartbeat_rtt_seconds",
             "Round-trip time of the last ping",
             metrics.heartbeat_rtt_seconds.clone(),
+        );
+        r.register(
+            "stream_stalls",
+            "Streaming sockets that stalled (a ping unanswered for a whole interval) and then resumed; \
+             what they carried meanwhile may be lost, so open timelines are backfilled",
+            metrics.stream_stalls.clone(),
         );
         r.register("token_refreshes", "OAuth token requests by outcome", metrics.token_refreshes.clone());
         r.register("open_conversations", "Timelines currently open", metrics.open_conversations.clone());

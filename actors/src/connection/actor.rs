@@ -58,6 +58,14 @@ pub const CONNECT_FAILURES_PER_CHANNEL: u32 = 3;
 #[rtype(result = "()")]
 pub struct Connect(pub Target);
 
+/// Socket `generation` left a ping unanswered for a whole interval and then answered: it
+/// stalled, and what the service sent meanwhile may be lost.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stalled {
+    pub generation: u64,
+}
+
 /// Send a health-check ping on the open socket.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -584,6 +592,21 @@ impl StreamHandler<SocketEvent> for ConnectionActor {
 
     // Each socket ends with its own `End` item; the default would stop the actor.
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Stalled> for ConnectionActor {
+    type Result = ();
+
+    fn handle(&mut self, Stalled { generation }: Stalled, _: &mut Context<Self>) {
+        if generation != self.generation || self.sink.is_none() {
+            return; // that socket is gone: its loss is healed as an outage already
+        }
+        self.metrics.stream_stalls.inc();
+        warn!(self.log, "the socket stalled (a ping went unanswered for a whole interval); healing what it may have lost";
+            "generation" => generation);
+        // As when a socket comes back: do_send, for the same reason.
+        self.links.socket_gap.do_send(SocketGap);
+    }
 }
 
 impl Handler<Connect> for ConnectionActor {

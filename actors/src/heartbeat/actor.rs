@@ -1,9 +1,11 @@
 //! HeartbeatActor: pings the open socket every `ping_interval`, measures the round trip
 //! from the pong, and sends `Stale` when no frame at all (data, heartbeat or pong) arrived
-//! within `stale_timeout`. Freshness is read from the shared [`Liveness`], which the
+//! within `stale_timeout`. A ping still unanswered when the next is due means the socket
+//! stalled: when it answers at last, `Stalled` tells the connection that what was sent
+//! meanwhile may be lost. Freshness is read from the shared [`Liveness`], which the
 //! ConnectionActor updates on every frame.
 
-use crate::connection::actor::{SendPing, Stale};
+use crate::connection::actor::{SendPing, Stale, Stalled};
 use crate::connection::Liveness;
 use crate::metrics::Metrics;
 use actix::prelude::*;
@@ -26,8 +28,14 @@ pub struct HeartbeatActor {
     liveness: Arc<Liveness>,
     ping: Recipient<SendPing>,
     stale: Recipient<Stale>,
+    stalled: Recipient<Stalled>,
+    /// The socket pinged: a new one starts afresh.
+    generation: Option<u64>,
     last_ping: Option<Instant>,
+    /// When the oldest unanswered ping was sent.
     awaiting_pong: Option<Instant>,
+    /// A ping went unanswered for a whole interval on this socket.
+    missed_pong: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -37,14 +45,32 @@ impl HeartbeatActor {
         liveness: Arc<Liveness>,
         ping: Recipient<SendPing>,
         stale: Recipient<Stale>,
+        stalled: Recipient<Stalled>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        HeartbeatActor { config, liveness, ping, stale, last_ping: None, awaiting_pong: None, metrics }
+        HeartbeatActor {
+            config,
+            liveness,
+            ping,
+            stale,
+            stalled,
+            generation: None,
+            last_ping: None,
+            awaiting_pong: None,
+            missed_pong: false,
+            metrics,
+        }
     }
 
     fn tick(&mut self) {
-        let Some(generation) = self.liveness.open_generation() else {
+        let open = self.liveness.open_generation();
+        if open != self.generation {
+            self.generation = open;
             self.last_ping = None;
+            self.awaiting_pong = None;
+            self.missed_pong = false;
+        }
+        let Some(generation) = open else {
             return;
         };
         if self.liveness.since_last_frame() >= self.config.stale_timeout {
@@ -54,7 +80,10 @@ impl HeartbeatActor {
         let now = Instant::now();
         if self.last_ping.is_none_or(|last| now.duration_since(last) >= self.config.ping_interval) {
             self.last_ping = Some(now);
-            self.awaiting_pong = Some(now);
+            match self.awaiting_pong {
+                Some(_) => self.missed_pong = true,
+                None => self.awaiting_pong = Some(now),
+            }
             let _ = self.ping.try_send(SendPing);
         }
     }
@@ -77,6 +106,13 @@ impl Handler<PongReceived> for HeartbeatActor {
     fn handle(&mut self, _: PongReceived, _: &mut Context<Self>) {
         if let Some(sent) = self.awaiting_pong.take() {
             self.metrics.heartbeat_rtt_seconds.set(sent.elapsed().as_secs_f64());
+        }
+        if std::mem::take(&mut self.missed_pong) {
+            if let Some(generation) = self.generation {
+                // Control, not data: queued even into a full mailbox, or the stall would
+                // go unhealed; it fails only once the connection actor is gone.
+                self.stalled.do_send(Stalled { generation });
+            }
         }
     }
 }

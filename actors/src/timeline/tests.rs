@@ -504,3 +504,39 @@ fn what_every_open_timeline_holds_many_of_stays_small() {
     assert!(std::mem::size_of::<ParticipantState>() <= 56, "{}", std::mem::size_of::<ParticipantState>());
     assert!(std::mem::size_of::<Timeline>() <= 224, "{}", std::mem::size_of::<Timeline>());
 }
+
+/// The last leaves were lost without a trace; an outage later marks the quiet timeline and
+/// its backfill brings them: it closes a quiet period after that backfill, not when it
+/// would next be verified.
+#[test]
+fn a_quiet_timeline_closes_as_soon_as_its_outage_backfill_shows_it_ended() {
+    let start = Instant::now();
+    let mut book = book();
+    let mut events = conversation();
+    events.truncate(8); // agent-b's and the customer's leaves never arrive
+    for e in events {
+        book.apply(e, start);
+    }
+    let mut now = start;
+    while now < start + Duration::from_secs(10) {
+        now += Duration::from_millis(500);
+        assert!(book.tick(now).closed.is_empty());
+    }
+    book.socket_gap(now, Duration::from_secs(30));
+    let request = book.take_backfills().remove(0);
+    now += Duration::from_secs(1);
+    book.backfilled(&request, conversation(), true, now);
+    let healed_at = now;
+    let mut closed = Vec::new();
+    while closed.is_empty() && now < healed_at + rules().verify_after {
+        now += Duration::from_millis(100);
+        closed.extend(book.tick(now).closed);
+    }
+    assert!(!closed.is_empty(), "never closed");
+    assert!(closed[0].0.complete);
+    let waited = now - healed_at;
+    assert!(
+        waited <= rules().close_after + Duration::from_millis(200),
+        "closed {waited:?} after its backfill"
+    );
+}
