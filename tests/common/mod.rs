@@ -369,11 +369,12 @@ impl SinkWatch {
             loop {
                 let now = Instant::now();
                 let records = read_jsonl(&polled);
-                let mut seen = recorded.lock().unwrap();
-                for record in records {
-                    seen.entry(record.conversation_id).or_insert(now);
+                {
+                    let mut seen = recorded.lock().unwrap();
+                    for record in records {
+                        seen.entry(record.conversation_id).or_insert(now);
+                    }
                 }
-                drop(seen);
                 actix_rt::time::sleep(Duration::from_millis(50)).await;
             }
         });
