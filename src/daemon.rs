@@ -201,6 +201,7 @@ impl Daemon {
                 max_attempts: settings.backfill.max_attempts,
                 backoff_initial: settings.reconnect.initial_backoff,
                 backoff_max: settings.reconnect.max_backoff,
+                time_window: settings.pipeline.time_window(),
             },
             tokens.clone(),
             timeline.clone().recipient(),
@@ -273,6 +274,7 @@ impl Daemon {
                 .pipeline
                 .pause_reading
                 .then(|| (settings.pipeline.timeline_mailbox * 3 / 4).max(1) as i64),
+            time_window: settings.pipeline.time_window(),
             resumed,
         };
         let connection = {

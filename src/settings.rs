@@ -137,6 +137,19 @@ pub struct PipelineSettings {
     /// not permitted and the stream carries events rather than whole snapshots.
     #[serde(with = "duration")]
     pub gap_grace: Duration,
+    /// Events older than this (stream or backfill) are rejected as bad input, counted in
+    /// `malformed_frames_total{reason="time_out_of_window"}`.
+    #[serde(with = "long_duration")]
+    pub max_event_age: Duration,
+    /// Events further ahead of this host's clock are rejected likewise.
+    #[serde(with = "duration")]
+    pub max_event_lead: Duration,
+}
+
+impl PipelineSettings {
+    pub fn time_window(&self) -> timelined_actors::event::TimeWindow {
+        timelined_actors::event::TimeWindow { max_age: self.max_event_age, max_lead: self.max_event_lead }
+    }
 }
 
 impl Default for PipelineSettings {
@@ -153,6 +166,8 @@ impl Default for PipelineSettings {
             tick: Duration::from_millis(20),
             max_frame_bytes: 8 << 20,
             gap_grace: Duration::ZERO,
+            max_event_age: timelined_actors::event::TimeWindow::default().max_age,
+            max_event_lead: timelined_actors::event::TimeWindow::default().max_lead,
         }
     }
 }
@@ -588,6 +603,35 @@ mod duration {
     }
 }
 
+/// Durations of years (`"3650d"`), for bounds on event times: they meet only checked
+/// calendar arithmetic, never a clock, so up to a century is accepted.
+mod long_duration {
+    use super::*;
+
+    const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// In whole days when it is (`"3650d"`, not humantime's months and years of averages).
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        let seconds = value.as_secs();
+        if value.subsec_nanos() == 0 && seconds.is_multiple_of(86_400) && seconds > 0 {
+            serializer.serialize_str(&format!("{}d", seconds / 86_400))
+        } else {
+            duration::serialize(value, serializer)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let duration = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write it like \"3650d\""))
+        })?;
+        if duration > MAX {
+            return Err(serde::de::Error::custom(format!("duration {text:?} is longer than a century")));
+        }
+        Ok(duration)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,7 +645,9 @@ mod tests {
     const MINIMAL: &str = "[genesys]\nclient_id = \"abc\"\nclient_secret_file = \"SECRET\"\n[subscription]\nqueues = [\"q1\"]\n";
 
     fn minimal(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+        std::fs::set_permissions(dir.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
         write(dir, &MINIMAL.replace("SECRET", &dir.join("secret").display().to_string()))
     }
 

@@ -33,6 +33,8 @@ pub struct BackfillConfig {
     pub max_attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Event times accepted in an answer; the rest are rejected and counted.
+    pub time_window: crate::event::TimeWindow,
 }
 
 /// Heal this conversation's gaps.
@@ -156,10 +158,21 @@ impl BackfillActor {
         let outcome = result.as_ref().map_or_else(BackfillError::outcome, |_| BackfillOutcome::Ok);
         self.metrics.backfills.get_or_create(&BackfillLabels { outcome }).inc();
         match result {
-            Ok(events) => {
+            Ok(mut events) => {
+                if let Some((refused, detail)) =
+                    self.config.time_window.retain(&mut events, chrono::Utc::now())
+                {
+                    let reason = crate::wire::MalformedReason::TimeOutOfWindow;
+                    self.metrics
+                        .malformed_frames
+                        .get_or_create(&crate::metrics::MalformedLabels { reason })
+                        .inc_by(refused as u64);
+                    warn!(self.log, "backfill answer had events outside the time window; rejected";
+                        "conversation" => &*printable(&request.conversation), "events" => refused, "detail" => detail);
+                }
                 self.backoff.reset();
                 self.attempts.remove(&request.conversation);
-                debug!(self.log, "backfilled"; "conversation" => &request.conversation, "events" => events.len());
+                debug!(self.log, "backfilled"; "conversation" => &*printable(&request.conversation), "events" => events.len());
                 self.deliver(BackfillResult { request, events, succeeded: true }, ctx);
             }
             Err(error) => {
@@ -185,7 +198,7 @@ impl BackfillActor {
                         // The limit is per client: every call waits, not just this one.
                         self.paused_until = Some(Instant::now() + delay);
                     }
-                    debug!(self.log, "backfill retry"; "conversation" => &request.conversation, "error" => %error,
+                    debug!(self.log, "backfill retry"; "conversation" => &*printable(&request.conversation), "error" => %error,
                         "retry_in_ms" => delay.as_millis() as u64);
                     ctx.run_later(delay, move |act, ctx| {
                         act.enqueue(request);

@@ -42,6 +42,8 @@ pub struct ConnectionConfig {
     /// Stop reading while the timeline's mailbox holds this many messages, until it holds
     /// half as many (none: never; a full mailbox drops).
     pub pause_reading_at: Option<i64>,
+    /// Event times accepted from the stream; the rest are rejected as bad input.
+    pub time_window: crate::event::TimeWindow,
     /// Open timelines were resumed from a save: the time the daemon was down is an outage,
     /// healed (`SocketGap`) once the first socket streams — not before, or what happens
     /// between the backfill and the first frame would be missed.
@@ -453,9 +455,20 @@ impl ConnectionActor {
             }
         };
         match decoded {
-            Decoded::Events(decoded) => {
+            Decoded::Events(mut decoded) => {
                 for rejection in &decoded.rejected {
                     self.bad_input.emit(&self.metrics, &self.log, rejection.reason, &rejection.detail);
+                }
+                let now = chrono::Utc::now();
+                if let Some((refused, detail)) = self.config.time_window.retain(&mut decoded.events, now) {
+                    for _ in 0..refused {
+                        self.bad_input.emit(
+                            &self.metrics,
+                            &self.log,
+                            MalformedReason::TimeOutOfWindow,
+                            &detail,
+                        );
+                    }
                 }
                 if decoded.events.is_empty() {
                     return;

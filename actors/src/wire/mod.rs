@@ -79,10 +79,12 @@ pub enum MalformedReason {
     UnknownEventType,
     UnexpectedBinary,
     Oversized,
+    /// An event time outside [`crate::event::TimeWindow`].
+    TimeOutOfWindow,
 }
 
 impl MalformedReason {
-    pub const ALL: [MalformedReason; 7] = [
+    pub const ALL: [MalformedReason; 8] = [
         MalformedReason::InvalidJson,
         MalformedReason::WrongType,
         MalformedReason::UnknownTopic,
@@ -90,6 +92,7 @@ impl MalformedReason {
         MalformedReason::UnknownEventType,
         MalformedReason::UnexpectedBinary,
         MalformedReason::Oversized,
+        MalformedReason::TimeOutOfWindow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +104,7 @@ impl MalformedReason {
             MalformedReason::UnknownEventType => "unknown_event_type",
             MalformedReason::UnexpectedBinary => "unexpected_binary",
             MalformedReason::Oversized => "oversized",
+            MalformedReason::TimeOutOfWindow => "time_out_of_window",
         }
     }
 }

@@ -1,0 +1,81 @@
+//! A hostile or broken peer, live against the real binary: what it sends is rejected and
+//! counted, the daemon keeps running, and nothing it sent poisons the saved state.
+
+mod common;
+
+use common::process::*;
+use common::*;
+use std::time::Duration;
+use timelined::sim::{Fault, SimConfig};
+
+fn inject(sim: &timelined::sim::SimHandle, text: &str) {
+    sim.fault(Fault::Inject { text: Some(text.into()), binary: None }).unwrap();
+}
+
+/// A snapshot of `conversation` whose one participant joined at `time`.
+fn joined_at(conversation: &str, time: &str) -> String {
+    format!(
+        r#"{{"topicName":"v2.routing.queues.q.conversations","eventBody":{{"id":"{conversation}","participants":[
+            {{"id":"p","purpose":"customer","connectedTime":"{time}"}}]}}}}"#
+    )
+}
+
+/// Times a conversation cannot have — the last second of year 9999, chrono's own last
+/// seconds, year 1, the Unix epoch — then an outage (whose search starts from the latest
+/// event time seen) and a checkpoint: each time is rejected and counted, the outage heals,
+/// the state saved at SIGTERM loads on the next start, and every conversation is written.
+#[actix_rt::test]
+async fn times_outside_the_window_are_rejected_and_the_saved_state_loads_on_restart() {
+    install_crypto();
+    let dir = Scratch::new();
+    let sim = simulator(SimConfig { seed: 101, conversations: 60, rate: 150, ..SimConfig::default() }).await;
+    let spec = ConfigSpec::new(dir.path());
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut first = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        first.metric("timelined_events_received_total").is_some_and(|n| n > 20.0)
+    })
+    .await;
+    let hostile = [
+        ("hostile-9999", "9999-12-31T23:59:59.000Z"),
+        ("hostile-chrono-max", "+262142-12-31T23:59:58Z"),
+        ("hostile-year-1", "0001-01-01T00:00:00.000Z"),
+        ("hostile-epoch", "1970-01-01T00:00:00.000Z"),
+    ];
+    for (conversation, time) in hostile {
+        inject(&sim, &joined_at(conversation, time));
+    }
+    let rejected = r#"timelined_malformed_frames_total{reason="time_out_of_window"}"#;
+    let bad_time = r#"timelined_malformed_frames_total{reason="bad_time"}"#;
+    wait_until("every hostile time rejected", Duration::from_secs(20), || {
+        let count = |series| first.metric(series).unwrap_or(0.0);
+        count(rejected) + count(bad_time) >= hostile.len() as f64
+    })
+    .await;
+    assert!(first.metric(rejected).unwrap_or(0.0) >= 3.0, "the parsable ones fall outside the window");
+    sim.fault(Fault::DropSocket).unwrap();
+    wait_until("reconnected after the outage", Duration::from_secs(20), || {
+        first.metric(r#"timelined_reconnects_total{cause="dropped"}"#).is_some_and(|n| n >= 1.0)
+            && first.get("/readyz").is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert!(first.running(), "the daemon lives");
+    assert!(first.terminate().await.success(), "SIGTERM exits 0");
+
+    let mut second = DaemonProcess::start(&config, &log, spec.http);
+    let sink = spec.sink.clone();
+    wait_until("the second daemon to write every conversation", Duration::from_secs(60), || {
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
+    })
+    .await;
+    assert!(second.running());
+    assert!(second.terminate().await.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("resumed open timelines"), "the saved state was taken up: {text}");
+    assert!(!text.contains("moved aside"), "the saved state loaded cleanly: {text}");
+    let written = read_jsonl(&sink);
+    assert!(written.iter().all(|r| !r.conversation_id.starts_with("hostile")), "no hostile timeline written");
+    assert_equal_or_healed("hostile times", &written, &sim.truth());
+    sim.stop().await;
+}
