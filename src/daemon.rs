@@ -74,6 +74,7 @@ pub fn timeline_rules(settings: &Settings) -> TimelineRules {
         verify_after: pipeline.verify_after,
         idle_timeout: pipeline.idle_timeout,
         tombstone_ttl: pipeline.tombstone_ttl,
+        max_participants: pipeline.max_participants,
     }
 }
 

@@ -144,6 +144,10 @@ pub struct PipelineSettings {
     /// Events further ahead of this host's clock are rejected likewise.
     #[serde(with = "duration")]
     pub max_event_lead: Duration,
+    /// Participants kept per conversation (at most 65535); further ones are refused,
+    /// counted in `limits_enforced_total{limit="participants"}`, and the timeline closes
+    /// incomplete.
+    pub max_participants: usize,
 }
 
 impl PipelineSettings {
@@ -168,6 +172,7 @@ impl Default for PipelineSettings {
             gap_grace: Duration::ZERO,
             max_event_age: timelined_actors::event::TimeWindow::default().max_age,
             max_event_lead: timelined_actors::event::TimeWindow::default().max_lead,
+            max_participants: timelined_actors::timeline::TimelineRules::default().max_participants,
         }
     }
 }
@@ -519,10 +524,14 @@ impl Settings {
             ("backfill.concurrency", self.backfill.concurrency),
             ("http.feed_capacity", self.http.feed_capacity),
             ("backfill.max_attempts", self.backfill.max_attempts as usize),
+            ("pipeline.max_participants", pipeline.max_participants),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if pipeline.max_participants > usize::from(u16::MAX) {
+            return Err(invalid("pipeline.max_participants", "must be at most 65535"));
         }
         for (key, value) in [
             ("pipeline.tick", pipeline.tick),

@@ -79,3 +79,53 @@ async fn times_outside_the_window_are_rejected_and_the_saved_state_loads_on_rest
     assert_equal_or_healed("hostile times", &written, &sim.truth());
     sim.stop().await;
 }
+
+/// One snapshot of 50,000 participants (about 5 MB): the first `max_participants` are
+/// kept, the rest refused and counted, and the stream goes on without a stall long
+/// enough to lose the socket or a timeline.
+#[actix_rt::test]
+async fn a_snapshot_of_fifty_thousand_participants_is_bounded() {
+    install_crypto();
+    let dir = Scratch::new();
+    let sim = simulator(SimConfig { seed: 102, conversations: 60, rate: 150, ..SimConfig::default() }).await;
+    let spec = ConfigSpec::new(dir.path());
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut daemon = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        daemon.metric("timelined_events_received_total").is_some_and(|n| n > 20.0)
+    })
+    .await;
+    let participants: Vec<String> = (0..50_000)
+        .map(|n| {
+            format!(r#"{{"id":"crowd-{n}","purpose":"customer","connectedTime":"2026-01-01T09:00:00.000Z"}}"#)
+        })
+        .collect();
+    let snapshot = format!(
+        r#"{{"topicName":"v2.routing.queues.q.conversations","eventBody":{{"id":"crowd","participants":[{}]}}}}"#,
+        participants.join(",")
+    );
+    inject(&sim, &snapshot);
+    let refused = r#"timelined_limits_enforced_total{limit="participants"}"#;
+    wait_until("the crowd refused past the limit", Duration::from_secs(30), || {
+        daemon.metric(refused).is_some_and(|n| n >= 49_000.0)
+    })
+    .await;
+    let sink = spec.sink.clone();
+    wait_until("every conversation written", Duration::from_secs(60), || {
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
+    })
+    .await;
+    assert_eq!(daemon.metric(r#"timelined_reconnects_total{cause="stale"}"#), Some(0.0));
+    assert!(daemon.running());
+    assert!(daemon.terminate().await.success());
+    // Still open (nobody left), so saved for the next start rather than written.
+    let saved = std::fs::read_to_string(dir.path().join("state").join("open-timelines.json")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    let crowd = saved["open"].as_array().unwrap().iter().find(|r| r["conversationId"] == "crowd");
+    let crowd = crowd.expect("the crowd saved as open");
+    assert_eq!(crowd["participants"].as_array().unwrap().len(), 1000, "only the kept participants saved");
+    assert_eq!(crowd["complete"], false);
+    assert_equal_or_healed("crowd", &read_jsonl(&sink), &sim.truth());
+    sim.stop().await;
+}

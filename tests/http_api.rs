@@ -158,7 +158,11 @@ async fn timelines_lists_open_then_recently_closed_and_finds_one_by_id() {
     let mut open = Timeline::new("open-1".into(), Instant::now());
     let details =
         EventDetails { purpose: Some("customer".into()), media: Some("voice".into()), ..Default::default() };
-    open.apply(ParticipantEvent::new("open-1".into(), "p1", Action::Joined, at(5), details), Instant::now());
+    open.apply(
+        ParticipantEvent::new("open-1".into(), "p1", Action::Joined, at(5), details),
+        Instant::now(),
+        1000,
+    );
     served.timelines.insert("open-1".into(), Box::new(open));
     FeedOutput(served.feed.clone()).closed(&closed_record("closed-1"), CloseReason::Ended).unwrap();
 

@@ -98,6 +98,17 @@ pub struct MalformedLabels {
     pub reason: MalformedReason,
 }
 
+label_enum!(
+    /// A bound on memory that outside input can reach: `participants` (past
+    /// `pipeline.max_participants`, refused).
+    Limit { Participants => "participants" }
+);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: Limit,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabels {
     pub cause: ReconnectCause,
@@ -161,6 +172,8 @@ pub struct Metrics {
     pub output_errors: Family<OutputLabels, Counter>,
     /// Closed timelines held (in memory or spilled) for a failing sink.
     pub output_held: Family<OutputLabels, Gauge>,
+    /// Each time a bound on memory refused or evicted something, by bound.
+    pub limits_enforced: Family<LimitLabels, Counter>,
 }
 
 impl Metrics {
@@ -186,6 +199,7 @@ impl Metrics {
             last_frame_timestamp_seconds: Gauge::default(),
             delivered: Family::default(),
             output_errors: Family::default(),
+            limits_enforced: Family::default(),
             output_held: Family::default(),
             registry: Registry::default(),
         };
@@ -202,6 +216,9 @@ impl Metrics {
         drop(metrics.output_held.get_or_create(&OutputLabels { output: OutputKind::Sink }));
         for reason in MalformedReason::ALL {
             drop(metrics.malformed_frames.get_or_create(&MalformedLabels { reason }));
+        }
+        for &limit in Limit::ALL {
+            drop(metrics.limits_enforced.get_or_create(&LimitLabels { limit }));
         }
         for &cause in ReconnectCause::ALL {
             drop(metrics.reconnects.get_or_create(&CauseLabels { cause }));
@@ -255,6 +272,12 @@ impl Metrics {
             metrics.last_frame_timestamp_seconds.clone(),
         );
         r.register("delivered", "Events taken from each actor's mailbox", metrics.delivered.clone());
+        r.register(
+            "limits_enforced",
+            "Times a bound on memory refused or evicted something (participants past \
+             pipeline.max_participants, …); what it cost is marked on the timeline",
+            metrics.limits_enforced.clone(),
+        );
         r.register(
             "output_errors",
             "Failed writes to a sink or the state directory (each attempt)",

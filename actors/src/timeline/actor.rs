@@ -16,7 +16,8 @@ use crate::metrics::{DropReason, Metrics};
 use crate::storage::state_file::StateError;
 use crate::storage::state_writer::{FinalSave, StateWriter};
 use actix::prelude::*;
-use slog::Logger;
+use slog::{warn, Logger};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,8 @@ pub struct TimelineActor {
     links: TimelineLinks,
     config: TimelineActorConfig,
     bad_input: BadInputLog,
+    /// Bounds already logged as reached (each is logged once, then only counted).
+    limits_logged: HashSet<crate::metrics::Limit>,
     metrics: Arc<Metrics>,
     log: Logger,
 }
@@ -143,6 +146,7 @@ impl TimelineActor {
             links,
             config,
             bad_input: BadInputLog::default(),
+            limits_logged: HashSet::new(),
             metrics,
             log,
         }
@@ -192,6 +196,14 @@ impl TimelineActor {
                 // Control traffic, few and not to be lost: not through a bounded mailbox.
                 backfill.do_send(Backfill(request));
             }
+        }
+    }
+
+    /// A bound refused something: counted, and logged the first time for each bound.
+    fn limit_enforced(&mut self, limit: crate::metrics::Limit) {
+        self.metrics.limits_enforced.get_or_create(&crate::metrics::LimitLabels { limit }).inc();
+        if self.limits_logged.insert(limit) {
+            warn!(self.log, "a bound on memory was reached (further ones are only counted)"; "limit" => limit.as_str());
         }
     }
 
@@ -299,6 +311,7 @@ impl Handler<ParticipantEvents> for TimelineActor {
                 Applied::Duplicate | Applied::AfterClose => {
                     self.metrics.duplicate_events.inc();
                 }
+                Applied::OverLimit => self.limit_enforced(crate::metrics::Limit::Participants),
             }
         }
         self.release(ctx);
@@ -392,7 +405,10 @@ impl Handler<BackfillResult> for TimelineActor {
     type Result = ();
 
     fn handle(&mut self, result: BackfillResult, ctx: &mut Context<Self>) {
-        self.book.backfilled(&result.request, result.events, result.succeeded, Instant::now());
+        let refused = self.book.backfilled(&result.request, result.events, result.succeeded, Instant::now());
+        for _ in 0..refused {
+            self.limit_enforced(crate::metrics::Limit::Participants);
+        }
         self.release(ctx);
     }
 }

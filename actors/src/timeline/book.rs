@@ -126,7 +126,7 @@ impl TimelineBook {
             Some(mut timeline) => {
                 timeline.live_latest =
                     Some(timeline.live_latest.get().map_or(at, |latest| latest.max(at))).into();
-                let applied = timeline.apply(event, now);
+                let applied = timeline.apply(event, now, self.rules.max_participants);
                 (timeline.conversation.clone(), applied, false, None)
             }
             None => {
@@ -134,7 +134,7 @@ impl TimelineBook {
                 let mut timeline = Timeline::new(conversation.clone(), now);
                 timeline.live_latest = Some(at).into();
                 timeline.check_at = now + close_after;
-                let applied = timeline.apply(event, now);
+                let applied = timeline.apply(event, now, self.rules.max_participants);
                 self.open.insert(conversation.clone(), Box::new(timeline));
                 (conversation, applied, true, Some(now + close_after))
             }
@@ -209,21 +209,23 @@ impl TimelineBook {
     }
 
     /// Apply a backfill's answer: its events (deduplicated like any others), then the
-    /// healing. A conversation closed meanwhile stays closed.
+    /// healing. A conversation closed meanwhile stays closed. Returns how many events were
+    /// refused for a participant past the limit.
     pub fn backfilled(
         &mut self,
         request: &BackfillRequest,
         events: Vec<ParticipantEvent>,
         succeeded: bool,
         now: Instant,
-    ) {
+    ) -> usize {
         if self.tombstones.contains(request.conversation.as_str()) {
-            return;
+            return 0;
         }
         self.open_if_new(&request.conversation, now);
         let Some(mut timeline) = self.open.get_mut(request.conversation.as_str()) else {
-            return;
+            return 0;
         };
+        let mut refused = 0;
         // Missed = an event the stream had already gone past. One later than anything the
         // stream delivered may just not have arrived yet: it proves nothing lost.
         let watermark = timeline.live_latest.get();
@@ -232,9 +234,13 @@ impl TimelineBook {
         let mut accepted = false;
         for event in events {
             let at = millis(event.at);
-            if timeline.apply(event, now) == Applied::Accepted {
-                accepted = true;
-                recovered |= certain || watermark.is_none_or(|latest| at <= latest);
+            match timeline.apply(event, now, self.rules.max_participants) {
+                Applied::Accepted => {
+                    accepted = true;
+                    recovered |= certain || watermark.is_none_or(|latest| at <= latest);
+                }
+                Applied::OverLimit => refused += 1,
+                Applied::Duplicate | Applied::AfterClose => {}
             }
         }
         if recovered {
@@ -249,6 +255,7 @@ impl TimelineBook {
         // Parked until its verification or eviction while the backfill was awaited: what it
         // brought (an end, say) is looked at after the quiet period, not hours later.
         self.due_by(&conversation, now + self.rules.close_after);
+        refused
     }
 
     /// Make `conversation`'s next check no later than `due` (a timeline parked until its

@@ -37,6 +37,10 @@ pub struct TimelineRules {
     /// How long a closed conversation is remembered so late frames neither reopen it nor
     /// write it twice.
     pub tombstone_ttl: Duration,
+    /// Participants kept per conversation; further ones are refused (counted) and the
+    /// timeline closes incomplete. Far beyond any real conversation: a snapshot of tens of
+    /// thousands is an attack or a bug upstream.
+    pub max_participants: usize,
 }
 
 impl Default for TimelineRules {
@@ -47,6 +51,7 @@ impl Default for TimelineRules {
             verify_after: Duration::from_secs(15 * 60),
             idle_timeout: Duration::from_secs(4 * 3600),
             tombstone_ttl: Duration::from_secs(3600),
+            max_participants: 1000,
         }
     }
 }
@@ -145,6 +150,10 @@ pub struct Timeline {
     media: Vec<Symbol>,
     /// Short SHA-256 fingerprints of the events taken (see [`Fingerprint::short`]).
     seen: Vec<u64>,
+    /// Lookups by participant id and fingerprint once there are too many to scan.
+    index: Option<Box<Index>>,
+    /// Participants were refused past [`TimelineRules::max_participants`]: incomplete.
+    truncated: bool,
     held: Vec<HeldEntry>,
     /// The latest entry (in event-time order) published so far: an entry released after it
     /// that sorts before it is late.
@@ -176,6 +185,17 @@ pub struct Timeline {
     check_at: Instant,
 }
 
+/// Past this many participants a timeline indexes them: a scan of a few is faster and
+/// smaller than a hash table, a scan of thousands per event would stall the actor.
+const INDEX_FROM: usize = 16;
+
+/// `participants` and `seen` as hash tables, kept beside the vectors they index.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    participants: std::collections::HashMap<CompactId, u16>,
+    seen: std::collections::HashSet<u64>,
+}
+
 /// Why a conversation is marked with a gap — which decides what a backfill must bring to
 /// prove that events were really missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +211,7 @@ pub enum GapCause {
 }
 
 /// What applying one event did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Applied {
     Accepted,
     /// Seen before (same fingerprint), or a second, different time for a join/leave already
@@ -199,6 +219,8 @@ pub enum Applied {
     Duplicate,
     /// The conversation was closed already: neither reopened nor written twice.
     AfterClose,
+    /// A participant past [`TimelineRules::max_participants`]: refused.
+    OverLimit,
 }
 
 impl Timeline {
@@ -208,6 +230,8 @@ impl Timeline {
             participants: Vec::new(),
             media: Vec::new(),
             seen: Vec::new(),
+            index: None,
+            truncated: false,
             held: Vec::new(),
             last_published: None,
             gaps: 0,
@@ -231,7 +255,10 @@ impl Timeline {
     pub fn restore(record: TimelineRecord, now: Instant) -> Self {
         let mut timeline = Timeline::new(record.conversation_id.as_str().into(), now);
         timeline.media = record.media_types.into_iter().map(Symbol::from).collect();
-        for p in record.participants {
+        // A file is outside input too: what no live timeline could hold is not taken up.
+        let limit = usize::from(u16::MAX);
+        timeline.truncated = record.participants.len() > limit;
+        for p in record.participants.into_iter().take(limit) {
             for (action, at) in [(Action::Joined, p.joined_at), (Action::Left, p.left_at)] {
                 if let Some(at) = at {
                     let fingerprint = Fingerprint::of(&record.conversation_id, &p.participant_id, action, at);
@@ -248,6 +275,7 @@ impl Timeline {
                 disconnect_type: p.disconnect_type.map(Symbol::from),
             });
         }
+        timeline.index_if_large();
         timeline.last_published = timeline.entry_keys().max_by(|a, b| timeline.order(a, b));
         timeline.gaps = record.gaps;
         if record.gaps > 0 && !record.healed {
@@ -289,16 +317,42 @@ impl Timeline {
         &self.conversation
     }
 
-    pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
+    /// Build the index once the timeline is large enough to need it.
+    fn index_if_large(&mut self) {
+        if self.index.is_some() || self.participants.len() < INDEX_FROM {
+            return;
+        }
+        let participants =
+            self.participants.iter().enumerate().map(|(i, p)| (p.id.clone(), i as u16)).collect();
+        let seen = self.seen.iter().copied().collect();
+        self.index = Some(Box::new(Index { participants, seen }));
+    }
+
+    fn has_seen(&self, fingerprint: u64) -> bool {
+        match &self.index {
+            Some(index) => index.seen.contains(&fingerprint),
+            None => self.seen.contains(&fingerprint),
+        }
+    }
+
+    fn participant_index(&self, id: &CompactId) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.participants.get(id).map(|&i| usize::from(i)),
+            None => self.participants.iter().position(|p| p.id == *id),
+        }
+    }
+
+    pub fn apply(&mut self, event: ParticipantEvent, now: Instant, max_participants: usize) -> Applied {
         let fingerprint = event.fingerprint.short();
-        if self.seen.contains(&fingerprint) {
+        if self.has_seen(fingerprint) {
             return Applied::Duplicate;
         }
-        let index = match self.participants.iter().position(|p| p.id == event.participant) {
+        let index = match self.participant_index(&event.participant) {
             Some(index) => index,
-            None if self.participants.len() < usize::from(u16::MAX) => {
+            // Indices are u16: the limit holds below that whatever the setting says.
+            None if self.participants.len() < max_participants.min(usize::from(u16::MAX)) => {
                 self.participants.push(ParticipantState {
-                    id: event.participant,
+                    id: event.participant.clone(),
                     purpose: None,
                     user: None,
                     queue: None,
@@ -306,10 +360,19 @@ impl Timeline {
                     joined: Stamp::NONE,
                     left: Stamp::NONE,
                 });
-                self.participants.len() - 1
+                let index = self.participants.len() - 1;
+                match &mut self.index {
+                    Some(lookup) => {
+                        lookup.participants.insert(event.participant, index as u16);
+                    }
+                    None => self.index_if_large(),
+                }
+                index
             }
-            // Beyond any real conversation: a stream that does this is not one to trust.
-            None => return Applied::Duplicate,
+            None => {
+                self.truncated = true;
+                return Applied::OverLimit;
+            }
         };
         let state = &mut self.participants[index];
         let slot = match event.action {
@@ -321,6 +384,9 @@ impl Timeline {
         }
         *slot = Stamp::from(Some(millis(event.at)));
         self.seen.push(fingerprint);
+        if let Some(index) = &mut self.index {
+            index.seen.insert(fingerprint);
+        }
         self.verified_while_quiet = false;
         fill(&mut state.purpose, event.purpose);
         fill(&mut state.user, event.user);
@@ -505,7 +571,7 @@ impl Timeline {
             } else {
                 None
             },
-            complete: all_left && !self.unhealed(),
+            complete: all_left && !self.unhealed() && !self.truncated,
             gaps: self.gaps,
             healed: self.gaps > 0 && !self.unhealed(),
             participants,

@@ -48,6 +48,7 @@ fn rules() -> TimelineRules {
         verify_after: Duration::from_secs(20),
         idle_timeout: Duration::from_secs(60),
         tombstone_ttl: Duration::from_secs(600),
+        max_participants: 1000,
     }
 }
 
@@ -539,4 +540,66 @@ fn a_quiet_timeline_closes_as_soon_as_its_outage_backfill_shows_it_ended() {
         waited <= rules().close_after + Duration::from_millis(200),
         "closed {waited:?} after its backfill"
     );
+}
+
+fn joined(conversation: &str, participant: &str, ms: i64) -> ParticipantEvent {
+    ParticipantEvent::new(conversation.into(), participant, Action::Joined, at(ms), EventDetails::default())
+}
+
+/// A snapshot of 50,000 participants: the first `max_participants` are kept, the rest
+/// refused, and the timeline closes incomplete rather than wedging or growing unbounded.
+#[test]
+fn participants_past_the_limit_are_refused_and_the_timeline_closes_incomplete() {
+    let start = Instant::now();
+    let mut book =
+        TimelineBook::new(TimelineRules { max_participants: 1000, ..rules() }, Arc::new(DashMap::new()));
+    let mut outcomes = std::collections::HashMap::new();
+    for n in 0..50_000 {
+        let applied = book.apply(joined("crowd", &format!("p{n}"), n), start);
+        *outcomes.entry(applied).or_insert(0) += 1;
+    }
+    assert_eq!(outcomes.get(&Applied::Accepted), Some(&1000));
+    assert_eq!(outcomes.get(&Applied::OverLimit), Some(&49_000));
+    // One already kept is still recognised, and its leave taken.
+    assert_eq!(book.apply(joined("crowd", "p7", 7), start), Applied::Duplicate);
+    let closed = book.close_all(start + Duration::from_secs(1)).closed;
+    let record = &closed[0].0;
+    assert_eq!(record.participants.len(), 1000);
+    assert!(!record.complete, "a truncated timeline is not complete");
+}
+
+/// Past a few participants lookups go through an index; it must agree with the scan it
+/// replaces, for live events and for a timeline restored from a save.
+#[test]
+fn an_indexed_timeline_deduplicates_as_a_scanned_one_does() {
+    let start = Instant::now();
+    let mut book = book();
+    for n in 0..40 {
+        assert_eq!(book.apply(joined("big", &format!("p{n}"), n), start), Applied::Accepted);
+    }
+    for n in 0..40 {
+        assert_eq!(book.apply(joined("big", &format!("p{n}"), n), start), Applied::Duplicate, "p{n} again");
+        let left = ParticipantEvent::new(
+            "big".into(),
+            &format!("p{n}"),
+            Action::Left,
+            at(1000 + n),
+            EventDetails::default(),
+        );
+        assert_eq!(book.apply(left, start), Applied::Accepted, "p{n} leaves");
+    }
+    let record = book.close_all(start).closed.remove(0).0;
+    assert_eq!((record.participants.len(), record.entries.len()), (40, 80));
+    let mut saved = record.clone();
+    saved.participants.truncate(30);
+    saved.entries.retain(|e| saved.participants.iter().any(|p| p.participant_id == e.participant_id));
+    let mut resumed = Timeline::restore(saved, start);
+    for n in 0..40 {
+        let expected = if n < 30 { Applied::Duplicate } else { Applied::Accepted };
+        assert_eq!(
+            resumed.apply(joined("big", &format!("p{n}"), n), start, 1000),
+            expected,
+            "p{n} after restore"
+        );
+    }
 }
