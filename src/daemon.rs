@@ -75,6 +75,7 @@ pub fn timeline_rules(settings: &Settings) -> TimelineRules {
         idle_timeout: pipeline.idle_timeout,
         tombstone_ttl: pipeline.tombstone_ttl,
         max_participants: pipeline.max_participants,
+        max_open_conversations: pipeline.max_open_conversations,
     }
 }
 

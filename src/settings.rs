@@ -148,6 +148,9 @@ pub struct PipelineSettings {
     /// counted in `limits_enforced_total{limit="participants"}`, and the timeline closes
     /// incomplete.
     pub max_participants: usize,
+    /// Open timelines kept; past it (checked every tick) the least recently active are
+    /// closed incomplete, counted in `limits_enforced_total{limit="open_conversations"}`.
+    pub max_open_conversations: usize,
 }
 
 impl PipelineSettings {
@@ -173,6 +176,8 @@ impl Default for PipelineSettings {
             max_event_age: timelined_actors::event::TimeWindow::default().max_age,
             max_event_lead: timelined_actors::event::TimeWindow::default().max_lead,
             max_participants: timelined_actors::timeline::TimelineRules::default().max_participants,
+            max_open_conversations: timelined_actors::timeline::TimelineRules::default()
+                .max_open_conversations,
         }
     }
 }
@@ -525,6 +530,7 @@ impl Settings {
             ("http.feed_capacity", self.http.feed_capacity),
             ("backfill.max_attempts", self.backfill.max_attempts as usize),
             ("pipeline.max_participants", pipeline.max_participants),
+            ("pipeline.max_open_conversations", pipeline.max_open_conversations),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));

@@ -129,3 +129,37 @@ async fn a_snapshot_of_fifty_thousand_participants_is_bounded() {
     assert_equal_or_healed("crowd", &read_jsonl(&sink), &sim.truth());
     sim.stop().await;
 }
+
+/// A flood of conversation ids past `pipeline.max_open_conversations`: the least recently
+/// active are closed incomplete and counted, and the open count stays near the limit.
+#[actix_rt::test]
+async fn a_flood_of_conversations_is_held_to_the_open_limit() {
+    install_crypto();
+    let dir = Scratch::new();
+    let sim = simulator(SimConfig { seed: 103, conversations: 20, rate: 100, ..SimConfig::default() }).await;
+    let mut spec = ConfigSpec::new(dir.path());
+    spec.sections = "[pipeline]\nclose_after = \"300ms\"\nmax_open_conversations = 50\n".into();
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut daemon = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        daemon.metric("timelined_events_received_total").is_some_and(|n| n > 5.0)
+    })
+    .await;
+    for n in 0..300 {
+        inject(&sim, &joined_at(&format!("flood-{n}"), "2026-01-01T09:00:00.000Z"));
+    }
+    let evicted = r#"timelined_limits_enforced_total{limit="open_conversations"}"#;
+    wait_until("the flood evicted down to the limit", Duration::from_secs(30), || {
+        daemon.metric(evicted).is_some_and(|n| n >= 250.0)
+            && daemon.metric("timelined_open_conversations").is_some_and(|n| n <= 50.0)
+    })
+    .await;
+    assert!(daemon.running());
+    assert_eq!(daemon.get("/readyz").map(|(status, _)| status), Some(200));
+    assert!(daemon.terminate().await.success());
+    let evicted_lines =
+        std::fs::read_to_string(&spec.sink).unwrap().lines().filter(|l| l.contains("flood-")).count();
+    assert!(evicted_lines >= 250, "evicted timelines are written, incomplete: {evicted_lines}");
+    sim.stop().await;
+}

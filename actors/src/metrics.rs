@@ -100,8 +100,9 @@ pub struct MalformedLabels {
 
 label_enum!(
     /// A bound on memory that outside input can reach: `participants` (past
-    /// `pipeline.max_participants`, refused).
-    Limit { Participants => "participants" }
+    /// `pipeline.max_participants`, refused), `open_conversations` (past
+    /// `pipeline.max_open_conversations`, the least recently active closed incomplete).
+    Limit { Participants => "participants", OpenConversations => "open_conversations" }
 );
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -52,6 +52,7 @@ impl CloseReason {
             CloseReason::Ended => "ended",
             CloseReason::Idle => "idle",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Evicted => "evicted",
         }
     }
 }

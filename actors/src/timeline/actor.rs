@@ -216,6 +216,9 @@ impl TimelineActor {
     }
 
     fn publish(&mut self, tick: Tick) {
+        for _ in 0..tick.evicted {
+            self.limit_enforced(crate::metrics::Limit::OpenConversations);
+        }
         self.publish_updates(tick.updates);
         for (record, reason) in tick.closed {
             self.metrics

@@ -37,6 +37,9 @@ pub enum CloseReason {
     Idle,
     /// The daemon is stopping, or the input (replay) ended.
     Shutdown,
+    /// Among the least recently active when more than `max_open_conversations` were open:
+    /// closed incomplete.
+    Evicted,
 }
 
 /// What one [`TimelineBook::tick`] produced.
@@ -44,6 +47,8 @@ pub enum CloseReason {
 pub struct Tick {
     pub updates: Vec<TimelineUpdate>,
     pub closed: Vec<(TimelineRecord, CloseReason)>,
+    /// How many of `closed` were evicted to keep within `max_open_conversations`.
+    pub evicted: usize,
 }
 
 impl Tick {
@@ -318,7 +323,8 @@ impl TimelineBook {
     /// Publish what the reorder window lets go; close what has ended or idled out, and ask
     /// for the backfills that quiet timelines call for.
     pub fn tick(&mut self, now: Instant) -> Tick {
-        let mut tick = Tick { updates: self.release(now), closed: Vec::new() };
+        let mut tick = Tick { updates: self.release(now), ..Tick::default() };
+        self.evict_over_limit(now, &mut tick);
         while self.checks.first().is_some_and(|(due, _)| *due <= now) {
             let Some((due, conversation)) = self.checks.pop_first() else {
                 break;
@@ -376,6 +382,30 @@ impl TimelineBook {
         if let Some(mut timeline) = self.open.get_mut(conversation) {
             timeline.check_at = timeline.next_check(now, &self.rules, RECHECK_INTERVAL);
             self.checks.insert((timeline.check_at, conversation.clone()));
+        }
+    }
+
+    /// More open than `max_open_conversations` (a flood of distinct ids): close the least
+    /// recently active, incomplete, down to 1% under the limit so that the scan that
+    /// finds them is paid once per many new conversations, not once each.
+    fn evict_over_limit(&mut self, now: Instant, tick: &mut Tick) {
+        let limit = self.rules.max_open_conversations;
+        if self.open.len() <= limit {
+            return;
+        }
+        let excess = self.open.len() - limit + limit / 100;
+        let mut by_activity: Vec<(Instant, Arc<str>)> =
+            self.open.iter().map(|t| (t.last_arrival(), t.key().clone())).collect();
+        if excess < by_activity.len() {
+            by_activity.select_nth_unstable(excess);
+            by_activity.truncate(excess);
+        }
+        for (_, conversation) in by_activity {
+            if let Some(mut timeline) = self.open.get_mut(&conversation) {
+                timeline.truncate();
+            }
+            self.close(&conversation, CloseReason::Evicted, now, tick);
+            tick.evicted += 1;
         }
     }
 

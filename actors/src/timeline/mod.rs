@@ -41,6 +41,8 @@ pub struct TimelineRules {
     /// timeline closes incomplete. Far beyond any real conversation: a snapshot of tens of
     /// thousands is an attack or a bug upstream.
     pub max_participants: usize,
+    /// Open timelines kept; past it the least recently active are closed incomplete.
+    pub max_open_conversations: usize,
 }
 
 impl Default for TimelineRules {
@@ -52,6 +54,7 @@ impl Default for TimelineRules {
             idle_timeout: Duration::from_secs(4 * 3600),
             tombstone_ttl: Duration::from_secs(3600),
             max_participants: 1000,
+            max_open_conversations: 100_000,
         }
     }
 }
@@ -315,6 +318,16 @@ impl Timeline {
 
     pub fn conversation(&self) -> &str {
         &self.conversation
+    }
+
+    fn last_arrival(&self) -> Instant {
+        self.last_arrival
+    }
+
+    /// Something of it was not kept (participants refused, the timeline evicted): it
+    /// closes incomplete.
+    fn truncate(&mut self) {
+        self.truncated = true;
     }
 
     /// Build the index once the timeline is large enough to need it.

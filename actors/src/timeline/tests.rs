@@ -49,6 +49,7 @@ fn rules() -> TimelineRules {
         idle_timeout: Duration::from_secs(60),
         tombstone_ttl: Duration::from_secs(600),
         max_participants: 1000,
+        max_open_conversations: 100_000,
     }
 }
 
@@ -602,4 +603,29 @@ fn an_indexed_timeline_deduplicates_as_a_scanned_one_does() {
             "p{n} after restore"
         );
     }
+}
+
+/// A flood of conversation ids: past `max_open_conversations` the least recently active
+/// are closed incomplete (counted as evicted); the most recently active stay open.
+#[test]
+fn past_the_open_limit_the_least_recently_active_are_evicted_incomplete() {
+    let start = Instant::now();
+    let rules = TimelineRules { max_open_conversations: 100, ..rules() };
+    let mut book = TimelineBook::new(rules, Arc::new(DashMap::new()));
+    for n in 0..1000u64 {
+        let now = start + Duration::from_millis(n);
+        book.apply(joined(&format!("c{n}"), "p", n as i64), now);
+    }
+    // The oldest one is active again: it stays.
+    book.apply(joined("c0", "q", 5), start + Duration::from_millis(1000));
+    let tick = book.tick(start + Duration::from_millis(1001));
+    assert_eq!(tick.evicted, 901, "down to 1% under the limit");
+    assert_eq!(book.open_count(), 99);
+    assert!(tick.closed.iter().all(|(record, reason)| *reason == CloseReason::Evicted && !record.complete));
+    let evicted: HashSet<&str> =
+        tick.closed.iter().map(|(record, _)| record.conversation_id.as_str()).collect();
+    assert!(!evicted.contains("c0") && !evicted.contains("c999"), "the most recently active stay open");
+    assert!(evicted.contains("c1") && evicted.contains("c900"));
+    assert_eq!(book.apply(joined("c1", "p", 1), start), Applied::AfterClose, "an evicted one stays closed");
+    assert_eq!(book.tick(start + Duration::from_millis(1002)).evicted, 0, "within the limit again");
 }
