@@ -339,6 +339,8 @@ impl Daemon {
                 timelines: timelines.clone(),
                 readiness: Arc::new(move || readiness_probe.readiness()),
                 feed,
+                feed_clients: Default::default(),
+                max_feed_clients: settings.http.max_feed_clients,
             },
         )
         .map_err(|error| DaemonError::Http { listen: settings.http.listen.clone(), error })?;

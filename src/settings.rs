@@ -268,11 +268,14 @@ pub struct HttpSettings {
     pub listen: String,
     /// Timeline updates the live feed keeps for clients that resume (`Last-Event-ID`).
     pub feed_capacity: usize,
+    /// `/feed` streams served at once; one more is answered 503 and counted in
+    /// `limits_enforced_total{limit="feed_clients"}`.
+    pub max_feed_clients: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: "127.0.0.1:9464".into(), feed_capacity: 10_000 }
+        HttpSettings { listen: "127.0.0.1:9464".into(), feed_capacity: 10_000, max_feed_clients: 64 }
     }
 }
 
@@ -528,6 +531,7 @@ impl Settings {
             ("pipeline.max_frame_bytes", pipeline.max_frame_bytes),
             ("backfill.concurrency", self.backfill.concurrency),
             ("http.feed_capacity", self.http.feed_capacity),
+            ("http.max_feed_clients", self.http.max_feed_clients),
             ("backfill.max_attempts", self.backfill.max_attempts as usize),
             ("pipeline.max_participants", pipeline.max_participants),
             ("pipeline.max_open_conversations", pipeline.max_open_conversations),

@@ -31,6 +31,10 @@ struct Served {
 }
 
 fn serve(feed: Arc<Feed>) -> Served {
+    serve_with(feed, 64)
+}
+
+fn serve_with(feed: Arc<Feed>, max_feed_clients: usize) -> Served {
     install_crypto();
     let metrics = Arc::new(Metrics::new());
     let timelines = Arc::new(DashMap::new());
@@ -44,6 +48,8 @@ fn serve(feed: Arc<Feed>) -> Served {
             Some(why) => Err(why),
         }),
         feed: feed.clone(),
+        feed_clients: Default::default(),
+        max_feed_clients,
     };
     let (address, handle) = http::start("127.0.0.1:0".parse().unwrap(), state).expect("binds loopback");
     Served { base: format!("http://{address}"), metrics, timelines, not_ready, feed, handle }
@@ -383,4 +389,77 @@ async fn readyz_follows_a_stalled_socket_and_its_recovery() {
         actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     fixture.stop().await;
+}
+
+fn open_timeline(id: &str, start_ms: i64) -> Box<Timeline> {
+    let mut open = Timeline::new(id.into(), Instant::now());
+    open.apply(
+        ParticipantEvent::new(id.into(), "p1", Action::Joined, at(start_ms), EventDetails::default()),
+        Instant::now(),
+        1000,
+    );
+    Box::new(open)
+}
+
+#[actix_rt::test]
+async fn timelines_are_listed_a_page_at_a_time() {
+    let served = serve(Feed::new(16));
+    for n in 0..5 {
+        served.timelines.insert(format!("open-{n}").into(), open_timeline(&format!("open-{n}"), n));
+    }
+    for n in 0..3 {
+        FeedOutput(served.feed.clone())
+            .closed(&closed_record(&format!("closed-{n}")), CloseReason::Ended)
+            .unwrap();
+    }
+    let page = |query: &'static str| {
+        let base = served.base.clone();
+        async move {
+            let mut response =
+                awc::Client::new().get(format!("{base}/timelines{query}")).send().await.expect("answers");
+            let total = response.headers().get("X-Total-Count").map(|v| v.to_str().unwrap().to_owned());
+            let body = response.body().await.unwrap();
+            let records: Vec<TimelineRecord> = serde_json::from_slice(&body).unwrap_or_default();
+            let ids: Vec<String> = records.into_iter().map(|r| r.conversation_id).collect();
+            (response.status().as_u16(), total, ids)
+        }
+    };
+    let (status, total, ids) = page("?limit=3&offset=4").await;
+    assert_eq!((status, total.as_deref()), (200, Some("8")));
+    assert_eq!(ids, ["open-4", "closed-2", "closed-1"], "a page across open and closed");
+    assert_eq!(page("?limit=2").await.2, ["open-0", "open-1"]);
+    assert_eq!(page("?offset=7").await.2, ["closed-0"]);
+    assert!(page("?offset=8").await.2.is_empty());
+    assert_eq!(page("?state=closed&limit=1&offset=1").await.2, ["closed-1"]);
+    assert_eq!(page("").await.2.len(), 8, "one default page holds all of a few");
+    assert_eq!(page("?limit=0").await.0, 400);
+    assert_eq!(page("?limit=10001").await.0, 400);
+    served.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn feed_clients_past_the_cap_are_refused_until_one_leaves() {
+    // A client gone is noticed at the next write to it: keepalives come often here.
+    let limits =
+        timelined::http::feed::FeedLimits { keepalive: Duration::from_millis(100), ..Default::default() };
+    let served = serve_with(Feed::with_limits(limits), 2);
+    let first = FeedClient::connect(&served.base, None).await;
+    let _second = FeedClient::connect(&served.base, None).await;
+    let (status, _, body) = get(&format!("{}/feed", served.base)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_feed_clients"), "{body}");
+    let refused =
+        timelined_actors::metrics::LimitLabels { limit: timelined_actors::metrics::Limit::FeedClients };
+    assert_eq!(served.metrics.limits_enforced.get_or_create(&refused).get(), 1);
+    drop(first);
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = awc::Client::new().get(format!("{}/feed", served.base)).send().await.unwrap();
+        if response.status().as_u16() == 200 {
+            break;
+        }
+        assert!(Instant::now() < give_up, "the place of the client that left was never freed");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    served.handle.stop(false).await;
 }

@@ -101,8 +101,9 @@ pub struct MalformedLabels {
 label_enum!(
     /// A bound on memory that outside input can reach: `participants` (past
     /// `pipeline.max_participants`, refused), `open_conversations` (past
-    /// `pipeline.max_open_conversations`, the least recently active closed incomplete).
-    Limit { Participants => "participants", OpenConversations => "open_conversations" }
+    /// `pipeline.max_open_conversations`, the least recently active closed incomplete),
+    /// `feed_clients` (past `http.max_feed_clients`, a `/feed` client refused with 503).
+    Limit { Participants => "participants", OpenConversations => "open_conversations", FeedClients => "feed_clients" }
 );
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -6,9 +6,9 @@
 //! | `GET /metrics` | the metrics registry: OpenMetrics when the scraper asks for it (Prometheus does), else the Prometheus text format 0.0.4 |
 //! | `GET /healthz` | 200 `ok` while the process serves |
 //! | `GET /readyz` | 200 `ready`, or 503 with the reason (subscribed, socket open, frames fresh) |
-//! | `GET /timelines[?state=open\|closed]` | JSON array: open timelines (earliest start first), then the recently closed ones the feed remembers (most recently closed first) |
+//! | `GET /timelines[?state=open\|closed][&offset=N][&limit=N]` | JSON array: open timelines (earliest start first), then the recently closed ones the feed remembers (most recently closed first); a page of at most `limit` (default 1,000, at most 10,000) from `offset`, the whole count in `X-Total-Count` |
 //! | `GET /timelines/{id}` | one open or recently closed timeline, or 404 `{"error":…}` |
-//! | `GET /feed` | Server-Sent Events of timeline updates, resumable with `Last-Event-ID` (see [`feed`]) |
+//! | `GET /feed` | Server-Sent Events of timeline updates, resumable with `Last-Event-ID` (see [`feed`]); at most `http.max_feed_clients` at once, then 503 (a client gone frees its place at the next event or keepalive written to it) |
 //!
 //! The server runs one worker and leaves signals to the daemon, which owns SIGTERM.
 
@@ -35,7 +35,14 @@ pub struct HttpState {
     /// `Ok` when ready to serve its purpose; else why not, in words for an operator.
     pub readiness: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     pub feed: Arc<Feed>,
+    /// `/feed` streams open now, and how many may be.
+    pub feed_clients: Arc<std::sync::atomic::AtomicUsize>,
+    pub max_feed_clients: usize,
 }
+
+/// The page `/timelines` answers when no `limit` is given, and the largest it answers.
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
 
 /// Seconds a graceful stop waits for open connections. `/feed` streams never end on their
 /// own, so the default 30 s would eat all of systemd's `TimeoutStopSec`.
@@ -182,33 +189,50 @@ enum Which {
 struct TimelinesQuery {
     #[serde(default)]
     state: Which,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
 }
 
-fn open_records(state: &HttpState) -> Vec<TimelineRecord> {
-    let mut open: Vec<TimelineRecord> =
-        state.timelines.iter().map(|entry| entry.value().to_record()).collect();
-    // Not yet started (no join seen) last; ties by id, so the order is stable.
-    open.sort_by(|a, b| {
-        (a.started_at.is_none(), a.started_at, &a.conversation_id).cmp(&(
-            b.started_at.is_none(),
-            b.started_at,
-            &b.conversation_id,
-        ))
-    });
+/// The open conversations in page order (earliest start first; not yet started last; ties
+/// by id, so the order is stable). Only the start and the id are read here, each under its
+/// shard's lock for that one entry: the timeline actor is never held up by a long listing.
+fn open_order(state: &HttpState) -> Vec<(Option<chrono::DateTime<chrono::Utc>>, Arc<str>)> {
+    let mut open: Vec<_> =
+        state.timelines.iter().map(|entry| (entry.value().started_at(), entry.key().clone())).collect();
+    open.sort_by(|a, b| (a.0.is_none(), a.0, &a.1).cmp(&(b.0.is_none(), b.0, &b.1)));
     open
 }
 
 async fn timelines(state: web::Data<HttpState>, query: web::Query<TimelinesQuery>) -> HttpResponse {
     let which = query.state;
-    let open = if which == Which::Closed { Vec::new() } else { open_records(&state) };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("limit must be from 1 to {MAX_PAGE}, not {limit}"),
+        );
+    }
+    let open = if which == Which::Closed { Vec::new() } else { open_order(&state) };
     let closed = if which == Which::Open { Vec::new() } else { state.feed.recently_closed_all() };
     // A conversation is open or closed, not both; should a restart make it both, the
     // open one is the one still changing.
-    let open_ids: HashSet<&str> = open.iter().map(|r| r.conversation_id.as_str()).collect();
+    let open_ids: HashSet<&str> = open.iter().map(|(_, id)| &**id).collect();
     let closed: Vec<&TimelineRecord> =
         closed.iter().map(Arc::as_ref).filter(|r| !open_ids.contains(r.conversation_id.as_str())).collect();
-    let all: Vec<&TimelineRecord> = open.iter().chain(closed).collect();
-    HttpResponse::Ok().json(all)
+    let total = open.len() + closed.len();
+    let mut page: Vec<TimelineRecord> = Vec::new();
+    // Open ones are built one at a time; one closed meanwhile is skipped.
+    for (_, id) in open.iter().skip(query.offset).take(limit) {
+        if let Some(record) = state.timelines.get(&**id).map(|entry| entry.value().to_record()) {
+            page.push(record);
+        }
+    }
+    let closed_from = query.offset.saturating_sub(open.len());
+    let room = limit.saturating_sub(open.len().saturating_sub(query.offset).min(limit));
+    let closed_page = closed.into_iter().skip(closed_from).take(room);
+    let all: Vec<&TimelineRecord> = page.iter().chain(closed_page).collect();
+    HttpResponse::Ok().insert_header(("X-Total-Count", total.to_string())).json(all)
 }
 
 async fn timeline(state: web::Data<HttpState>, id: web::Path<String>) -> HttpResponse {
@@ -243,12 +267,44 @@ async fn feed_stream(state: web::Data<HttpState>, request: HttpRequest) -> HttpR
         },
         Some(Err(_)) => return json_error(StatusCode::BAD_REQUEST, "Last-Event-ID is not an event id"),
     };
+    let Some(client) = FeedClient::admit(&state.feed_clients, state.max_feed_clients) else {
+        let limit =
+            timelined_actors::metrics::LimitLabels { limit: timelined_actors::metrics::Limit::FeedClients };
+        state.metrics.limits_enforced.get_or_create(&limit).inc();
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(serde_json::json!({ "error": format!("already {} /feed clients (http.max_feed_clients)", state.max_feed_clients) }));
+    };
+    // The stream owns the client's place; a client gone drops the stream, freeing it.
+    let stream = futures_util::StreamExt::map(state.feed.follow(after), move |item| {
+        let _place = &client;
+        item
+    });
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         // Reverse proxies (nginx) would otherwise hold events back to fill a buffer.
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(state.feed.follow(after))
+        .streaming(stream)
+}
+
+/// A place among the `/feed` clients, given back when dropped.
+struct FeedClient(Arc<std::sync::atomic::AtomicUsize>);
+
+impl FeedClient {
+    fn admit(clients: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<FeedClient> {
+        use std::sync::atomic::Ordering;
+        clients
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1))
+            .ok()
+            .map(|_| FeedClient(clients.clone()))
+    }
+}
+
+impl Drop for FeedClient {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]

@@ -320,6 +320,11 @@ impl Timeline {
         &self.conversation
     }
 
+    /// The earliest join: when the conversation started, as far as we know.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.participants.iter().filter_map(|p| p.joined.get()).min().map(time)
+    }
+
     fn last_arrival(&self) -> Instant {
         self.last_arrival
     }
@@ -578,7 +583,7 @@ impl Timeline {
         TimelineRecord {
             conversation_id: self.conversation.to_string(),
             media_types,
-            started_at: self.participants.iter().filter_map(|p| p.joined.get()).min().map(time),
+            started_at: self.started_at(),
             ended_at: if all_left {
                 self.participants.iter().filter_map(|p| p.left.get()).max().map(time)
             } else {
