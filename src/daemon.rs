@@ -104,6 +104,10 @@ impl Daemon {
         log: Logger,
         extra_outputs: Vec<(Stage, Box<dyn Output>)>,
     ) -> Result<Daemon, DaemonError> {
+        timelined_actors::compact::Symbol::set_limits(timelined_actors::compact::SymbolLimits {
+            count: settings.pipeline.max_interned_strings,
+            bytes: settings.pipeline.max_interned_bytes,
+        });
         let metrics = Arc::new(Metrics::new());
         let timelines = Arc::new(DashMap::new());
         let liveness = Arc::new(Liveness::default());

@@ -151,6 +151,11 @@ pub struct PipelineSettings {
     /// Open timelines kept; past it (checked every tick) the least recently active are
     /// closed incomplete, counted in `limits_enforced_total{limit="open_conversations"}`.
     pub max_open_conversations: usize,
+    /// Distinct purposes, media, disconnect types, user and queue ids kept for the life of
+    /// the process, and the longest kept; past either a value is left out of the timeline
+    /// and counted in `interned_strings_refused_total`.
+    pub max_interned_strings: usize,
+    pub max_interned_bytes: usize,
 }
 
 impl PipelineSettings {
@@ -178,6 +183,8 @@ impl Default for PipelineSettings {
             max_participants: timelined_actors::timeline::TimelineRules::default().max_participants,
             max_open_conversations: timelined_actors::timeline::TimelineRules::default()
                 .max_open_conversations,
+            max_interned_strings: timelined_actors::compact::SymbolLimits::default().count,
+            max_interned_bytes: timelined_actors::compact::SymbolLimits::default().bytes,
         }
     }
 }
@@ -535,6 +542,8 @@ impl Settings {
             ("backfill.max_attempts", self.backfill.max_attempts as usize),
             ("pipeline.max_participants", pipeline.max_participants),
             ("pipeline.max_open_conversations", pipeline.max_open_conversations),
+            ("pipeline.max_interned_strings", pipeline.max_interned_strings),
+            ("pipeline.max_interned_bytes", pipeline.max_interned_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));

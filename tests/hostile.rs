@@ -163,3 +163,62 @@ async fn a_flood_of_conversations_is_held_to_the_open_limit() {
     assert!(evicted_lines >= 250, "evicted timelines are written, incomplete: {evicted_lines}");
     sim.stop().await;
 }
+
+/// Thousands of distinct user and queue ids, and a purpose of 300 bytes: past
+/// `pipeline.max_interned_strings` and `max_interned_bytes` the values are left out and
+/// counted, so the table the process keeps for its life stays bounded.
+#[actix_rt::test]
+async fn a_stream_of_distinct_ids_is_held_to_the_interned_limit() {
+    install_crypto();
+    let dir = Scratch::new();
+    let sim = simulator(SimConfig { seed: 104, conversations: 20, rate: 100, ..SimConfig::default() }).await;
+    let mut spec = ConfigSpec::new(dir.path());
+    spec.sections = "[pipeline]\nclose_after = \"300ms\"\nmax_interned_strings = 1000\n".into();
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut daemon = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        daemon.metric("timelined_events_received_total").is_some_and(|n| n > 5.0)
+    })
+    .await;
+    for frame in 0..3 {
+        let participants: Vec<String> = (0..900)
+            .map(|n| {
+                format!(
+                    r#"{{"id":"p{n}","purpose":"agent","userId":"user-{frame}-{n}","queueId":"queue-{frame}-{n}",
+                        "connectedTime":"2026-01-01T09:00:00.000Z","endTime":"2026-01-01T09:01:00.000Z"}}"#
+                )
+            })
+            .collect();
+        let snapshot = format!(
+            r#"{{"topicName":"v2.routing.queues.q.conversations","eventBody":{{"id":"ids-{frame}","participants":[{}]}}}}"#,
+            participants.join(",")
+        );
+        inject(&sim, &snapshot);
+    }
+    let long_purpose = "x".repeat(300);
+    inject(
+        &sim,
+        &format!(
+            r#"{{"topicName":"v2.routing.queues.q.conversations","eventBody":{{"id":"long","participants":[
+                {{"id":"p","purpose":"{long_purpose}","connectedTime":"2026-01-01T09:00:00.000Z"}}]}}}}"#
+        ),
+    );
+    let refused = "timelined_interned_strings_refused_total";
+    wait_until("distinct ids past the limit refused", Duration::from_secs(30), || {
+        daemon.metric(refused).is_some_and(|n| n >= 5400.0 - 1000.0)
+    })
+    .await;
+    let sink = spec.sink.clone();
+    wait_until("the id floods written", Duration::from_secs(30), || {
+        let written = read_jsonl(&sink);
+        (0..3).all(|frame| written.iter().any(|r| r.conversation_id == format!("ids-{frame}")))
+    })
+    .await;
+    assert!(daemon.running());
+    assert!(daemon.terminate().await.success());
+    let written = read_jsonl(&sink);
+    let last = written.iter().find(|r| r.conversation_id == "ids-2").unwrap();
+    assert!(last.participants.iter().all(|p| p.user_id.is_none()), "ids past the limit are left out");
+    sim.stop().await;
+}

@@ -1,5 +1,5 @@
-//! Compact forms of what every open timeline holds many of (issue 5, "≤ 1 KiB per open
-//! conversation"): [`Symbol`] for values from small sets that repeat across conversations
+//! Compact forms of what every open timeline holds many of (an open conversation should
+//! cost at most about 1 KiB): [`Symbol`] for values from small sets that repeat across conversations
 //! (purposes, media, disconnect types, user and queue ids), [`CompactId`] for the ids that
 //! do not repeat but are nearly always UUIDs.
 
@@ -7,15 +7,38 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{LazyLock, RwLock};
 
 /// A string interned for the life of the process, four bytes wherever it is held.
 ///
 /// Only for organisation-bounded sets — purposes, media, disconnect types, user and queue
 /// ids — so the table stays as small as the contact center: never for conversation or
-/// participant ids, which are new every time.
+/// participant ids, which are new every time. Text from outside goes through
+/// [`Symbol::intern`], which keeps the table within [`SymbolLimits`] (a peer sending a
+/// million distinct queue ids would otherwise grow it for the life of the process).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Symbol(NonZeroU32);
+
+/// How many strings the table keeps, and how long one may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymbolLimits {
+    pub count: usize,
+    pub bytes: usize,
+}
+
+impl Default for SymbolLimits {
+    /// Far above any organisation's users, queues, purposes and media; ids are 36 bytes.
+    fn default() -> Self {
+        SymbolLimits { count: 200_000, bytes: 256 }
+    }
+}
+
+static MAX_COUNT: AtomicUsize = AtomicUsize::new(200_000);
+static MAX_BYTES: AtomicUsize = AtomicUsize::new(256);
+
+/// Strings refused by [`Symbol::intern`] (too long, or the table full).
+static REFUSED: LazyLock<prometheus_client::metrics::counter::Counter> = LazyLock::new(Default::default);
 
 #[derive(Default)]
 struct Interner {
@@ -26,7 +49,40 @@ struct Interner {
 static INTERNER: LazyLock<RwLock<Interner>> = LazyLock::new(Default::default);
 
 impl Symbol {
-    pub fn intern(text: &str) -> Symbol {
+    /// Bound the table (the process's one, set once at start-up).
+    pub fn set_limits(limits: SymbolLimits) {
+        MAX_COUNT.store(limits.count, AtomicOrdering::Relaxed);
+        MAX_BYTES.store(limits.bytes, AtomicOrdering::Relaxed);
+    }
+
+    /// How many strings [`Symbol::intern`] refused, as a counter to register.
+    pub fn refused() -> prometheus_client::metrics::counter::Counter {
+        REFUSED.clone()
+    }
+
+    /// Text from outside: its symbol, or `None` (counted) when it is longer than the limit
+    /// or new while the table is full — the field is then left out rather than kept.
+    pub fn intern(text: &str) -> Option<Symbol> {
+        let limits = SymbolLimits {
+            count: MAX_COUNT.load(AtomicOrdering::Relaxed),
+            bytes: MAX_BYTES.load(AtomicOrdering::Relaxed),
+        };
+        Symbol::intern_within(text, limits)
+    }
+
+    fn intern_within(text: &str, limits: SymbolLimits) -> Option<Symbol> {
+        if let Some(symbol) = read_interner().symbols.get(text) {
+            return Some(*symbol);
+        }
+        if text.len() > limits.bytes || read_interner().names.len() >= limits.count {
+            REFUSED.inc();
+            return None;
+        }
+        Some(Symbol::known(text))
+    }
+
+    /// Text the code itself names (or a test): interned whatever the limits say.
+    pub fn known(text: &str) -> Symbol {
         if let Some(symbol) = read_interner().symbols.get(text) {
             return *symbol;
         }
@@ -52,15 +108,10 @@ fn read_interner() -> std::sync::RwLockReadGuard<'static, Interner> {
     INTERNER.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// For text known in code (and tests); outside text goes through [`Symbol::intern`].
 impl From<&str> for Symbol {
     fn from(text: &str) -> Self {
-        Symbol::intern(text)
-    }
-}
-
-impl From<String> for Symbol {
-    fn from(text: String) -> Self {
-        Symbol::intern(&text)
+        Symbol::known(text)
     }
 }
 
@@ -200,9 +251,9 @@ mod tests {
 
     #[test]
     fn a_symbol_is_interned_once_and_renders_back() {
-        let agent = Symbol::intern("agent");
-        assert_eq!(agent, Symbol::from("agent".to_owned()));
-        assert_ne!(agent, Symbol::intern("acd"));
+        let agent = Symbol::known("agent");
+        assert_eq!(Some(agent), Symbol::intern("agent"));
+        assert_ne!(agent, Symbol::known("acd"));
         assert_eq!(agent.as_str(), "agent");
         assert_eq!(format!("{agent:?}"), "\"agent\"");
     }
@@ -239,5 +290,18 @@ mod tests {
             prop_assert_eq!(x.cmp(&y), a.cmp(&b));
             prop_assert_eq!(x == y, a == b);
         }
+    }
+
+    /// The process-wide limits stay as they are (other tests intern meanwhile): the full
+    /// table is played with limits of its own.
+    #[test]
+    fn outside_text_past_the_limits_is_refused_and_counted() {
+        let before = Symbol::refused().get();
+        assert!(Symbol::intern(&"x".repeat(257)).is_none(), "longer than 256 bytes");
+        assert!(Symbol::intern(&"y".repeat(256)).is_some());
+        let full = SymbolLimits { count: 1, bytes: 256 };
+        assert!(Symbol::intern_within("never-seen-queue-7f3a", full).is_none(), "new text, table full");
+        assert!(Symbol::intern_within(&"y".repeat(256), full).is_some(), "what is kept is still found");
+        assert!(Symbol::refused().get() - before >= 2);
     }
 }

@@ -255,6 +255,12 @@ impl Metrics {
             metrics.heartbeat_rtt_seconds.clone(),
         );
         r.register(
+            "interned_strings_refused",
+            "Purposes, media, user and queue ids from outside not kept: longer than \
+             pipeline.max_interned_bytes, or new while pipeline.max_interned_strings are kept",
+            crate::compact::Symbol::refused(),
+        );
+        r.register(
             "stream_stalls",
             "Streaming sockets that stalled (a ping unanswered for a whole interval) and then resumed; \
              what they carried meanwhile may be lost, so open timelines are backfilled",

@@ -257,7 +257,7 @@ impl Timeline {
     /// published (they were logged before the restart).
     pub fn restore(record: TimelineRecord, now: Instant) -> Self {
         let mut timeline = Timeline::new(record.conversation_id.as_str().into(), now);
-        timeline.media = record.media_types.into_iter().map(Symbol::from).collect();
+        timeline.media = record.media_types.iter().filter_map(|m| Symbol::intern(m)).collect();
         // A file is outside input too: what no live timeline could hold is not taken up.
         let limit = usize::from(u16::MAX);
         timeline.truncated = record.participants.len() > limit;
@@ -270,12 +270,12 @@ impl Timeline {
             }
             timeline.participants.push(ParticipantState {
                 id: CompactId::new(&p.participant_id),
-                purpose: p.purpose.map(Symbol::from),
-                user: p.user_id.map(Symbol::from),
-                queue: p.queue_id.map(Symbol::from),
+                purpose: p.purpose.as_deref().and_then(Symbol::intern),
+                user: p.user_id.as_deref().and_then(Symbol::intern),
+                queue: p.queue_id.as_deref().and_then(Symbol::intern),
                 joined: p.joined_at.map(millis).into(),
                 left: p.left_at.map(millis).into(),
-                disconnect_type: p.disconnect_type.map(Symbol::from),
+                disconnect_type: p.disconnect_type.as_deref().and_then(Symbol::intern),
             });
         }
         timeline.index_if_large();

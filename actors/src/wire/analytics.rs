@@ -56,9 +56,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
                 }
             };
             let details = EventDetails {
-                media: event.channel.as_deref().map(Symbol::intern),
+                media: event.channel.as_deref().and_then(Symbol::intern),
                 disconnect_type: match action {
-                    Action::Left => event.reason.as_deref().map(Symbol::intern),
+                    Action::Left => event.reason.as_deref().and_then(Symbol::intern),
                     Action::Joined => None,
                 },
                 ..EventDetails::default()

@@ -321,7 +321,7 @@ fn classify(topic: &str) -> Option<Topic<'_>> {
 
 /// Media names as the timeline reports them, from a per-media topic suffix or a session
 /// array name. Unknown suffixes pass through: media is an open set.
-fn media_from_suffix(suffix: &str) -> Symbol {
+fn media_from_suffix(suffix: &str) -> Option<Symbol> {
     Symbol::intern(match suffix {
         "calls" => "voice",
         "chats" => "chat",
@@ -389,7 +389,7 @@ pub fn decode_conversation(bytes: &[u8]) -> Result<DecodedEvents, DecodeError> {
 /// yields the same events, which the timeline's fingerprint set then ignores.
 fn snapshot_events(conversation: Conversation, media_suffix: Option<&str>) -> DecodedEvents {
     let mut decoded = DecodedEvents::default();
-    let topic_media = media_suffix.map(media_from_suffix);
+    let topic_media = media_suffix.and_then(media_from_suffix);
     let id: Arc<str> = Arc::from(&*conversation.id);
     for participant in conversation.participants.0 {
         let Some(connected) = participant.connected_time.as_deref() else {
@@ -436,21 +436,35 @@ fn participant_details(participant: &Participant) -> EventDetails {
         ("callbacks", &participant.callbacks),
         ("videos", &participant.videos),
     ];
-    let session_media =
-        session_arrays.iter().find(|(_, sessions)| sessions.any).map(|(name, _)| media_from_suffix(name));
+    let session_media = session_arrays
+        .iter()
+        .find(|(_, sessions)| sessions.any)
+        .and_then(|(name, _)| media_from_suffix(name));
     let session_disconnect =
         session_arrays.iter().find_map(|(_, sessions)| sessions.last_disconnect_type.as_deref());
     EventDetails {
-        purpose: participant.purpose.as_deref().map(Symbol::intern),
+        purpose: participant.purpose.as_deref().and_then(Symbol::intern),
         media: session_media,
-        user: participant.user_id.as_deref().or_else(|| reference(&participant.user)).map(Symbol::intern),
-        queue: participant.queue_id.as_deref().or_else(|| reference(&participant.queue)).map(Symbol::intern),
-        disconnect_type: participant.disconnect_type.as_deref().or(session_disconnect).map(Symbol::intern),
+        user: participant
+            .user_id
+            .as_deref()
+            .or_else(|| reference(&participant.user))
+            .and_then(Symbol::intern),
+        queue: participant
+            .queue_id
+            .as_deref()
+            .or_else(|| reference(&participant.queue))
+            .and_then(Symbol::intern),
+        disconnect_type: participant
+            .disconnect_type
+            .as_deref()
+            .or(session_disconnect)
+            .and_then(Symbol::intern),
     }
 }
 
 /// Detail topics name the participant's role; the timeline reports the snapshot purposes.
-fn purpose_from_detail_kind(kind: &str) -> Symbol {
+fn purpose_from_detail_kind(kind: &str) -> Option<Symbol> {
     Symbol::intern(match kind {
         "user" => "agent",
         "flow" => "ivr",
@@ -463,14 +477,14 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
         DecodeError::new(MalformedReason::BadTime, format!("eventTime {} out of range", detail.event_time))
     })?;
     let details = EventDetails {
-        purpose: Some(purpose_from_detail_kind(kind)),
-        media: detail.media_type.map(|m| Symbol::from(m.to_ascii_lowercase())),
-        user: detail.user_id.as_deref().map(Symbol::intern),
-        queue: detail.queue_id.as_deref().map(Symbol::intern),
+        purpose: purpose_from_detail_kind(kind),
+        media: detail.media_type.and_then(|m| Symbol::intern(&m.to_ascii_lowercase())),
+        user: detail.user_id.as_deref().and_then(Symbol::intern),
+        queue: detail.queue_id.as_deref().and_then(Symbol::intern),
         // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
         disconnect_type: match action {
             Action::Left => {
-                detail.disconnect_type.map(|d| Symbol::from(d.to_ascii_lowercase().replace('_', ".")))
+                detail.disconnect_type.and_then(|d| Symbol::intern(&d.to_ascii_lowercase().replace('_', ".")))
             }
             Action::Joined => None,
         },
