@@ -66,6 +66,10 @@ pub struct GenesysSettings {
     /// Refresh the access token this long before it expires.
     #[serde(with = "duration")]
     pub token_refresh_margin: Duration,
+    /// The longest `Retry-After` honoured on any REST call; a server asking for more is
+    /// asked again after this long.
+    #[serde(with = "duration")]
+    pub max_retry_after: Duration,
 }
 
 impl Default for GenesysSettings {
@@ -80,6 +84,7 @@ impl Default for GenesysSettings {
             login_base: None,
             request_timeout: Duration::from_secs(10),
             token_refresh_margin: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -563,6 +568,7 @@ impl Settings {
             ("reconnect.initial_backoff", self.reconnect.initial_backoff),
             ("reconnect.connect_timeout", self.reconnect.connect_timeout),
             ("genesys.request_timeout", genesys.request_timeout),
+            ("genesys.max_retry_after", genesys.max_retry_after),
             ("state.checkpoint_interval", self.state.checkpoint_interval),
             ("log.metrics_interval", self.log.metrics_interval),
         ] {

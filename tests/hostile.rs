@@ -7,6 +7,8 @@ use common::process::*;
 use common::*;
 use std::time::Duration;
 use timelined::sim::{Fault, SimConfig};
+use timelined_actors::metrics::TokenOutcome;
+use timelined_actors::wire::Dialect;
 
 fn inject(sim: &timelined::sim::SimHandle, text: &str) {
     sim.fault(Fault::Inject { text: Some(text.into()), binary: None }).unwrap();
@@ -221,4 +223,54 @@ async fn a_stream_of_distinct_ids_is_held_to_the_interned_limit() {
     let last = written.iter().find(|r| r.conversation_id == "ids-2").unwrap();
     assert!(last.participants.iter().all(|p| p.user_id.is_none()), "ids past the limit are left out");
     sim.stop().await;
+}
+
+/// Token and backfill calls answered 429 with `Retry-After: 10000000000` (317 years): each
+/// waits at most `genesys.max_retry_after`, and the stream and its healing go on.
+#[actix_rt::test]
+async fn a_retry_after_of_centuries_waits_only_the_configured_cap() {
+    let token_429 =
+        Fault::Http { path: "/oauth/token".into(), status: 429, retry_after: Some(10_000_000_000), count: 1 };
+    let config = SimConfig { seed: 105, conversations: 60, rate: 150, ..SimConfig::default() };
+    let fixture = Fixture::start_after(config, Dialect::Notifications, &[token_429], |settings| {
+        settings.genesys.max_retry_after = Duration::from_secs(1);
+    })
+    .await;
+    fixture.streaming().await;
+    let backfill_429 = Fault::Http {
+        path: "/api/v2/conversations/".into(),
+        status: 429,
+        retry_after: Some(10_000_000_000),
+        count: 3,
+    };
+    fixture.sim.fault(backfill_429).unwrap();
+    fixture.sim.fault(Fault::DropSocket).unwrap();
+    let (closed, truth, hidden) = fixture.finish().await;
+    assert_truth_or_healed("centuries of Retry-After", &closed, &truth, &hidden);
+    assert!(fixture.token_refreshes(TokenOutcome::RateLimited) >= 1, "the token call was refused first");
+    let rate_limited = timelined_actors::metrics::BackfillLabels {
+        outcome: timelined_actors::metrics::BackfillOutcome::RateLimited,
+    };
+    assert!(
+        fixture.daemon.metrics.backfills.get_or_create(&rate_limited).get() >= 1,
+        "a backfill was refused first"
+    );
+    fixture.stop().await;
+}
+
+/// An `expires_in` of 2^64−1 seconds: believed only up to a day, no overflow, streaming.
+#[actix_rt::test]
+async fn an_expires_in_of_two_to_the_sixty_four_is_held_to_a_day() {
+    let config = SimConfig {
+        seed: 106,
+        conversations: 40,
+        rate: 150,
+        token_lifetime: Duration::from_secs(u64::MAX),
+        ..SimConfig::default()
+    };
+    let fixture = Fixture::start(config, Dialect::Notifications, |_| {}).await;
+    let (closed, truth, _) = fixture.finish().await;
+    assert_same_timelines("huge expires_in", &by_id(closed), &by_id(truth));
+    assert_eq!(fixture.token_refreshes(TokenOutcome::Ok), 1);
+    fixture.stop().await;
 }

@@ -8,14 +8,15 @@ use std::time::Duration;
 /// would otherwise pause a call for years, or overflow the time it is added to.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// `Retry-After` in delta-seconds (what Genesys sends), at most [`MAX_RETRY_AFTER`];
-/// absent or unparsable → `None`.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in delta-seconds (what Genesys sends), at most `cap` (the configured
+/// `genesys.max_retry_after`) and never more than [`MAX_RETRY_AFTER`]; absent or
+/// unparsable → `None`.
+pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+        .map(|seconds| Duration::from_secs(seconds).min(cap).min(MAX_RETRY_AFTER))
 }
 
 /// An id from the network, if it is safe to stand as one segment of a REST path: 1 to 128
@@ -57,11 +58,11 @@ mod tests {
     #[test]
     fn retry_after_seconds() {
         let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, MAX_RETRY_AFTER), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&headers, MAX_RETRY_AFTER), Some(Duration::from_secs(3)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, MAX_RETRY_AFTER), None);
     }
 
     #[test]
@@ -69,7 +70,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         for huge in ["10000000000", "18446744073709551615"] {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(huge));
-            assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER), "{huge}");
+            assert_eq!(retry_after(&headers, MAX_RETRY_AFTER), Some(MAX_RETRY_AFTER), "{huge}");
         }
         // What the callers do with it (jitter, a pause from now) stays in range.
         let wait = MAX_RETRY_AFTER;

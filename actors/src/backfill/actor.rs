@@ -33,6 +33,8 @@ pub struct BackfillConfig {
     pub max_attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
     /// Event times accepted in an answer; the rest are rejected and counted.
     pub time_window: crate::event::TimeWindow,
 }
@@ -185,9 +187,10 @@ impl BackfillActor {
                     self.deliver(BackfillResult { request, events: Vec::new(), succeeded: false }, ctx);
                 } else {
                     let delay = match &error {
-                        BackfillError::RateLimited(Some(wait)) => {
-                            *wait + wait.mul_f64(rand::rng().random::<f64>() * 0.2)
-                        }
+                        // Jittered, never past the configured cap.
+                        BackfillError::RateLimited(Some(wait)) => (*wait
+                            + wait.mul_f64(rand::rng().random::<f64>() * 0.2))
+                        .min(self.config.max_retry_after),
                         BackfillError::Unauthorized => {
                             self.tokens.do_send(Invalidate);
                             self.config.backoff_initial
@@ -248,7 +251,10 @@ async fn fetch(
         .map_err(|e| BackfillError::Network(e.to_string()))?;
     let status = response.status().as_u16();
     if status != 200 {
-        return Err(BackfillError::from_status(status, crate::http::retry_after(response.headers())));
+        return Err(BackfillError::from_status(
+            status,
+            crate::http::retry_after(response.headers(), config.max_retry_after),
+        ));
     }
     let body = response.body().limit(16 << 20).await.map_err(|e| BackfillError::Network(e.to_string()))?;
     let decoded =
@@ -287,7 +293,7 @@ async fn search(
                 .map_err(|e| BackfillError::BadBody(e.to_string())),
             Ok(response) => Err(BackfillError::from_status(
                 response.status().as_u16(),
-                crate::http::retry_after(response.headers()),
+                crate::http::retry_after(response.headers(), config.max_retry_after),
             )),
             Err(error) => Err(BackfillError::Network(error.to_string())),
         };

@@ -30,6 +30,8 @@ pub struct SubscriptionConfig {
     pub request_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
 }
 
 /// The channel can no longer be used; make a new one.
@@ -182,7 +184,7 @@ async fn setup(
         .send()
         .await
         .map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
-    check(CREATE, response.status().as_u16(), response.headers())?;
+    check(CREATE, response.status().as_u16(), response.headers(), config.max_retry_after)?;
     let channel: Channel =
         response.json().await.map_err(|e| SetupError::Network { endpoint: CREATE, error: e.to_string() })?;
 
@@ -205,7 +207,7 @@ async fn setup(
         .send_json(&body)
         .await
         .map_err(|e| SetupError::Network { endpoint: SUBSCRIBE, error: e.to_string() })?;
-    check(SUBSCRIBE, response.status().as_u16(), response.headers())?;
+    check(SUBSCRIBE, response.status().as_u16(), response.headers(), config.max_retry_after)?;
     let entities: SubscriptionEntities = response
         .json()
         .limit(16 << 20)
@@ -229,11 +231,16 @@ fn check(
     endpoint: &'static str,
     status: u16,
     headers: &awc::http::header::HeaderMap,
+    max_retry_after: Duration,
 ) -> Result<(), SetupError> {
     match status {
         200..=299 => Ok(()),
         401 => Err(SetupError::Unauthorized { endpoint }),
-        status => Err(SetupError::Http { endpoint, status, retry_after: crate::http::retry_after(headers) }),
+        status => Err(SetupError::Http {
+            endpoint,
+            status,
+            retry_after: crate::http::retry_after(headers, max_retry_after),
+        }),
     }
 }
 

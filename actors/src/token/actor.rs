@@ -27,6 +27,8 @@ pub struct TokenConfig {
     pub request_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
 }
 
 #[derive(Message)]
@@ -100,7 +102,7 @@ impl TokenActor {
                 .await
                 .map_err(|e| TokenError::Network(e.to_string()))?;
             let status = response.status().as_u16();
-            let retry_after = crate::http::retry_after(response.headers());
+            let retry_after = crate::http::retry_after(response.headers(), config.max_retry_after);
             let body = response.body().await.map_err(|e| TokenError::Network(e.to_string()))?;
             if status != 200 {
                 return Err(TokenError::from_status(status, &body, retry_after));
@@ -145,9 +147,10 @@ impl TokenActor {
             }
             Err(problem) => {
                 let delay = match &problem {
-                    TokenError::RateLimited(Some(wait)) => {
-                        *wait + wait.mul_f64(rand::rng().random::<f64>() * 0.2)
-                    }
+                    // Jittered, never past the configured cap.
+                    TokenError::RateLimited(Some(wait)) => (*wait
+                        + wait.mul_f64(rand::rng().random::<f64>() * 0.2))
+                    .min(self.config.max_retry_after),
                     // Bad credentials will not fix themselves quickly: try at the slowest pace.
                     TokenError::Rejected(_) => self.config.backoff_max,
                     _ => self.backoff.next_delay(&mut rand::rng()),
