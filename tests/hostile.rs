@@ -274,3 +274,74 @@ async fn an_expires_in_of_two_to_the_sixty_four_is_held_to_a_day() {
     assert_eq!(fixture.token_refreshes(TokenOutcome::Ok), 1);
     fixture.stop().await;
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS`), if it can be read.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok())
+}
+
+/// The simulator's hostile peer beside a normal stream, for `TIMELINED_HOSTILE_SECONDS`
+/// (20 by default; RELIABILITY.md has a five-minute run): the daemon never exits, stays
+/// ready, and writes every played conversation equal to the truth (or healed) before it
+/// is stopped; the peak resident memory is printed.
+#[actix_rt::test]
+async fn a_hostile_peer_beside_a_normal_stream() {
+    let seconds: u64 =
+        std::env::var("TIMELINED_HOSTILE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    install_crypto();
+    let dir = Scratch::new();
+    let conversations = seconds * 8;
+    let sim = simulator(SimConfig { seed: 107, conversations, rate: 100, ..SimConfig::default() }).await;
+    let spec = ConfigSpec::new(dir.path());
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut daemon = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        daemon.metric("timelined_events_received_total").is_some_and(|n| n > 5.0)
+    })
+    .await;
+    sim.fault(Fault::Hostile { seconds: seconds as f64, rate: 20 }).unwrap();
+    let started = std::time::Instant::now();
+    let (mut peak_kib, mut not_ready, mut polls) = (0, 0, 0);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        assert!(daemon.running(), "the daemon exited under the hostile peer");
+        peak_kib = peak_kib.max(rss_kib(daemon.pid()).unwrap_or(0));
+        polls += 1;
+        if daemon.get("/readyz").is_none_or(|(status, _)| status != 200) {
+            not_ready += 1;
+        }
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    let sink = spec.sink.clone();
+    wait_until("every played conversation written", Duration::from_secs(120), || {
+        sim.finished() && sink_holds_all(&sink, &sim.truth())
+    })
+    .await;
+    peak_kib = peak_kib.max(rss_kib(daemon.pid()).unwrap_or(0));
+    let count = |series: &str| daemon.metric(series).unwrap_or(0.0);
+    eprintln!(
+        "hostile peer for {seconds} s beside {conversations} conversations: peak RSS {:.1} MiB; /readyz not 200 in \
+         {not_ready} of {polls} polls; rejected: {} out-of-window times, {} bad times, {} invalid JSON, {} binary; \
+         refused: {} participants, {} interned strings",
+        peak_kib as f64 / 1024.0,
+        count(r#"timelined_malformed_frames_total{reason="time_out_of_window"}"#),
+        count(r#"timelined_malformed_frames_total{reason="bad_time"}"#),
+        count(r#"timelined_malformed_frames_total{reason="invalid_json"}"#),
+        count(r#"timelined_malformed_frames_total{reason="unexpected_binary"}"#),
+        count(r#"timelined_limits_enforced_total{limit="participants"}"#),
+        count("timelined_interned_strings_refused_total"),
+    );
+    assert_eq!(not_ready, 0, "/readyz stayed 200");
+    assert!(
+        count(r#"timelined_malformed_frames_total{reason="time_out_of_window"}"#) > 0.0,
+        "the peer was heard"
+    );
+    assert!(daemon.terminate().await.success());
+    let played: Vec<_> =
+        read_jsonl(&sink).into_iter().filter(|r| !r.conversation_id.starts_with("hostile-")).collect();
+    assert_equal_or_healed("beside a hostile peer", &played, &sim.truth());
+    sim.stop().await;
+}

@@ -67,6 +67,9 @@ pub enum Fault {
     /// The next `count` (default 1) channels created are handed `uri` as their
     /// `connectUri`: a host that never answers, a cleartext or foreign one.
     ConnectUri { uri: String, count: u64 },
+    /// For `seconds`, `rate` (default 20) frames a second that no honest service sends, to
+    /// every open socket beside the normal stream (see the `hostile` module).
+    Hostile { seconds: f64, rate: u32 },
 }
 
 /// The wire form of [`Fault`]. Kinds without fields are empty structs here because serde
@@ -115,6 +118,15 @@ enum Tagged {
         #[serde(default = "one")]
         count: u64,
     },
+    Hostile {
+        seconds: f64,
+        #[serde(default = "default_hostile_rate")]
+        rate: u32,
+    },
+}
+
+fn default_hostile_rate() -> u32 {
+    20
 }
 
 impl From<Tagged> for Fault {
@@ -134,6 +146,7 @@ impl From<Tagged> for Fault {
             Tagged::EvictChannel {} => Fault::EvictChannel,
             Tagged::RevokeToken {} => Fault::RevokeToken,
             Tagged::ConnectUri { uri, count } => Fault::ConnectUri { uri, count },
+            Tagged::Hostile { seconds, rate } => Fault::Hostile { seconds, rate },
         }
     }
 }
@@ -155,6 +168,7 @@ impl From<Fault> for Tagged {
             Fault::EvictChannel => Tagged::EvictChannel {},
             Fault::RevokeToken => Tagged::RevokeToken {},
             Fault::ConnectUri { uri, count } => Tagged::ConnectUri { uri, count },
+            Fault::Hostile { seconds, rate } => Tagged::Hostile { seconds, rate },
         }
     }
 }
@@ -243,6 +257,7 @@ impl Fault {
             Fault::EvictChannel => "evict_channel",
             Fault::RevokeToken => "revoke_token",
             Fault::ConnectUri { .. } => "connect_uri",
+            Fault::Hostile { .. } => "hostile",
         }
     }
 
@@ -252,12 +267,18 @@ impl Fault {
             Fault::Close { code } if !close_code_can_be_sent(*code) => Some(format!(
                 "code {code} cannot be sent in a Close frame (use 1000-1003, 1007-1014 or 3000-4999)"
             )),
-            Fault::Stall { seconds } => match Duration::try_from_secs_f64(*seconds) {
-                Ok(duration) if duration <= MAX_DELAY => None,
-                _ => {
-                    Some(format!("seconds must be a number from 0 to {}, not {seconds}", MAX_DELAY.as_secs()))
+            Fault::Hostile { rate, .. } if !(1..=1000).contains(rate) => {
+                Some(format!("rate must be from 1 to 1000 frames a second, not {rate}"))
+            }
+            Fault::Stall { seconds } | Fault::Hostile { seconds, .. } => {
+                match Duration::try_from_secs_f64(*seconds) {
+                    Ok(duration) if duration <= MAX_DELAY => None,
+                    _ => Some(format!(
+                        "seconds must be a number from 0 to {}, not {seconds}",
+                        MAX_DELAY.as_secs()
+                    )),
                 }
-            },
+            }
             Fault::SocketClosing { close_after } if *close_after > MAX_DELAY => {
                 Some(format!("close_after must be at most {}", humantime::format_duration(MAX_DELAY)))
             }
@@ -535,6 +556,8 @@ mod tests {
             (r#"{"kind":"inject","binary":"!!"}"#, "base64"),
             (r#"{"kind":"connect_uri"}"#, "uri"),
             (r#"{"kind":"connect_uri","uri":"ws://x","count":0}"#, "count"),
+            (r#"{"kind":"hostile","seconds":-1}"#, "seconds"),
+            (r#"{"kind":"hostile","seconds":5,"rate":0}"#, "rate"),
             (r#"{"code":1000}"#, "kind"),
         ] {
             let error = parse_one(text).expect_err(text);

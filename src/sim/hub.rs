@@ -100,6 +100,8 @@ struct State {
     http_faults: VecDeque<HttpFault>,
     /// `Fault::ConnectUri`: the `connectUri` for the next channels, and how many.
     connect_uri_fault: Option<(String, u64)>,
+    /// `Fault::Hostile`: until when, at how many frames a second.
+    hostile: Option<(Instant, u32)>,
     /// Keyed by play order, which is start order: steps come in event-time order and a
     /// conversation's first step is its start.
     conversations: BTreeMap<u64, Played>,
@@ -228,6 +230,7 @@ impl Hub {
                 initial_faults: Vec::new(),
                 http_faults: VecDeque::new(),
                 connect_uri_fault: None,
+                hostile: None,
                 conversations: BTreeMap::new(),
                 order_by_id: HashMap::new(),
                 next_order: 0,
@@ -659,6 +662,20 @@ impl Hub {
         self.apply_locked(&mut state, fault);
     }
 
+    /// The rate of the hostile peer while a `Fault::Hostile` lasts.
+    pub(crate) fn hostile_rate(&self) -> Option<u32> {
+        let state = self.lock();
+        state.hostile.filter(|(until, _)| Instant::now() < *until).map(|(_, rate)| rate)
+    }
+
+    /// `frame` to every open socket, as `Fault::Inject` does.
+    pub(crate) fn offer_to_every_socket(&self, frame: FaultFrame) {
+        let state = self.lock();
+        for socket in state.sockets.values() {
+            socket.tx.offer(Outbound::Fault(frame.clone()));
+        }
+    }
+
     pub(crate) fn faults_applied(&self) -> u64 {
         self.faults_applied.load(Ordering::SeqCst)
     }
@@ -767,6 +784,12 @@ impl Hub {
             }
             Fault::RevokeToken => state.tokens.clear(),
             Fault::ConnectUri { uri, count } => state.connect_uri_fault = Some((uri.clone(), *count)),
+            Fault::Hostile { seconds, rate } => {
+                // `validate` has checked the number; a bad one starts nothing.
+                let until =
+                    Duration::try_from_secs_f64(*seconds).ok().and_then(|lasts| now.checked_add(lasts));
+                state.hostile = until.map(|until| (until, *rate));
+            }
         }
     }
 

@@ -28,6 +28,7 @@
 mod details;
 mod faults;
 mod generator;
+mod hostile;
 mod hub;
 mod outbound;
 mod playback;
@@ -178,7 +179,8 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     } else {
         actix_rt::spawn(async {})
     };
-    Ok(SimHandle { addr, seed: config.seed, hub, server: server_handle, server_task, playback })
+    let hostile = actix_rt::spawn(hostile::run(hub.clone()));
+    Ok(SimHandle { addr, seed: config.seed, hub, server: server_handle, server_task, playback, hostile })
 }
 
 /// A running simulator.
@@ -189,6 +191,7 @@ pub struct SimHandle {
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<io::Result<()>>,
     playback: actix_rt::task::JoinHandle<()>,
+    hostile: actix_rt::task::JoinHandle<()>,
 }
 
 impl SimHandle {
@@ -283,6 +286,7 @@ impl SimHandle {
     /// did not answer).
     pub async fn stop(self) {
         self.playback.abort();
+        self.hostile.abort();
         self.hub.close_all();
         // actix-server's own graceful stop re-checks open connections only once a
         // second; the closing handshake is what matters here, so wait for that instead.
