@@ -193,7 +193,8 @@ impl Daemon {
         // The timeline and the backfill worker need each other's address, and heartbeat and
         // subscription need the connection's as it needs theirs: their mailboxes exist
         // first, the actors run once what they point at has started.
-        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics);
+        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics)
+            .with_weight_capacity(settings.pipeline.timeline_mailbox_events);
         let (timeline_sender, timeline_receiver) =
             channel::channel::<TimelineActor>(timeline_inbox.capacity());
         let timeline = Addr::new(timeline_sender);

@@ -113,6 +113,9 @@ pub struct SubscriptionSettings {
 pub struct PipelineSettings {
     /// Mailbox of the TimelineActor (frames' events waiting to be applied).
     pub timeline_mailbox: usize,
+    /// Events queued for the TimelineActor at most, whatever the messages: one 8 MiB frame
+    /// can be ~170k events. Past it a message is dropped and counted like a full mailbox.
+    pub timeline_mailbox_events: u64,
     /// Mailbox of each ConsumerActor (published joins/leaves and closed timelines).
     pub consumer_mailbox: usize,
     /// Stop reading the socket while the TimelineActor's mailbox is three-quarters full,
@@ -173,6 +176,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             timeline_mailbox: 4096,
+            timeline_mailbox_events: 500_000,
             consumer_mailbox: 8192,
             pause_reading: true,
             reorder_window: Duration::from_millis(200),
@@ -539,6 +543,10 @@ impl Settings {
         let pipeline = &self.pipeline;
         for (key, value) in [
             ("pipeline.timeline_mailbox", pipeline.timeline_mailbox),
+            (
+                "pipeline.timeline_mailbox_events",
+                usize::try_from(pipeline.timeline_mailbox_events).unwrap_or(usize::MAX),
+            ),
             ("pipeline.consumer_mailbox", pipeline.consumer_mailbox),
             ("pipeline.max_frame_bytes", pipeline.max_frame_bytes),
             ("backfill.concurrency", self.backfill.concurrency),

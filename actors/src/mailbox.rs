@@ -3,6 +3,8 @@
 //! `mailbox_depth{actor}` gauge) checked before `try_send`. Capacity N accepts
 //! exactly N; every further message is dropped and counted in
 //! `events_dropped_total{stage,reason}`, and handed back so the caller can mark the gap.
+//! A mailbox may also bound the events queued (the weight): one frame of 8 MiB can be
+//! ~170k events in one message, so a bound in messages alone does not bound memory.
 
 use crate::metrics::{ActorLabels, DropReason, Metrics, Stage};
 use actix::dev::{Message, Recipient, SendError};
@@ -28,6 +30,9 @@ pub struct Inbox {
     exported: Gauge,
     /// `delivered_total{actor}`.
     delivered: Counter,
+    /// Events queued, and how many may be (none: no bound but the message count).
+    weight: Gauge,
+    weight_capacity: Option<u64>,
 }
 
 impl Inbox {
@@ -38,7 +43,17 @@ impl Inbox {
             depth: Gauge::default(),
             exported: metrics.depth_gauge(stage),
             delivered: metrics.delivered.get_or_create(&ActorLabels { actor: stage }).clone(),
+            weight: Gauge::default(),
+            weight_capacity: None,
         }
+    }
+
+    /// Bound the events queued as well as the messages. A message heavier than the whole
+    /// bound still passes into an empty mailbox: a frame the socket accepted is not
+    /// refused for its size alone.
+    pub fn with_weight_capacity(mut self, events: u64) -> Self {
+        self.weight_capacity = Some(events);
+        self
     }
 
     /// Count one more queued message; returns how many were queued before it.
@@ -58,6 +73,7 @@ impl Inbox {
     /// `events_dropped_total{stage}`: offered = delivered + dropped).
     pub fn received(&self, weight: u64) {
         self.unqueue();
+        self.weight.dec_by(i64::try_from(weight).unwrap_or(i64::MAX));
         self.delivered.inc_by(weight);
     }
 
@@ -110,15 +126,26 @@ where
             self.inbox.unqueue();
             return Err(Dropped { message, reason: DropReason::MailboxFull });
         }
+        let weight = i64::try_from(message.weight()).unwrap_or(i64::MAX);
+        let before = self.inbox.weight.inc_by(weight);
+        let too_heavy = self.inbox.weight_capacity.is_some_and(|capacity| {
+            before > 0 && before.saturating_add(weight) > i64::try_from(capacity).unwrap_or(i64::MAX)
+        });
+        let refuse = |reason| {
+            self.inbox.unqueue();
+            self.inbox.weight.dec_by(weight);
+            reason
+        };
+        if too_heavy {
+            return Err(Dropped { message, reason: refuse(DropReason::MailboxFull) });
+        }
         match self.recipient.try_send(message) {
             Ok(()) => Ok(()),
             Err(SendError::Full(message)) => {
-                self.inbox.unqueue();
-                Err(Dropped { message, reason: DropReason::MailboxFull })
+                Err(Dropped { message, reason: refuse(DropReason::MailboxFull) })
             }
             Err(SendError::Closed(message)) => {
-                self.inbox.unqueue();
-                Err(Dropped { message, reason: DropReason::ReceiverGone })
+                Err(Dropped { message, reason: refuse(DropReason::ReceiverGone) })
             }
         }
     }
@@ -216,5 +243,51 @@ mod tests {
         let dropped = mailbox.send(Item).unwrap_err();
         assert_eq!(dropped.reason, DropReason::ReceiverGone);
         assert_eq!(metrics.dropped(Stage::Log, DropReason::ReceiverGone), 1);
+    }
+
+    /// A message standing for this many events.
+    struct Heavy(u64);
+    impl Message for Heavy {
+        type Result = ();
+    }
+    impl Weighted for Heavy {
+        fn weight(&self) -> u64 {
+            self.0
+        }
+    }
+    struct Weigher {
+        inbox: Inbox,
+    }
+    impl Actor for Weigher {
+        type Context = Context<Self>;
+    }
+    impl Handler<Heavy> for Weigher {
+        type Result = ();
+        fn handle(&mut self, heavy: Heavy, _: &mut Context<Self>) {
+            self.inbox.received(heavy.0);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_weight_capacity_bounds_the_events_queued_not_just_the_messages() {
+        let metrics = Arc::new(Metrics::new());
+        let inbox = Inbox::new(Stage::Timeline, 100, &metrics).with_weight_capacity(1000);
+        let receiver_inbox = inbox.clone();
+        let addr = Weigher::create(move |ctx| {
+            ctx.set_mailbox_capacity(receiver_inbox.capacity());
+            Weigher { inbox: receiver_inbox }
+        });
+        let mailbox = Mailbox::new(addr.recipient(), inbox.clone(), metrics.clone());
+        assert!(mailbox.send(Heavy(5000)).is_ok(), "into an empty mailbox, even past the bound");
+        assert!(mailbox.send(Heavy(1)).is_err(), "nothing more while it is queued");
+        assert_eq!(metrics.dropped(Stage::Timeline, DropReason::MailboxFull), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while inbox.depth() > 0 {
+            assert!(std::time::Instant::now() < deadline, "receiver never drained");
+            actix_rt::task::yield_now().await;
+        }
+        let sent: Vec<bool> = (0..5).map(|_| mailbox.send(Heavy(300)).is_ok()).collect();
+        assert_eq!(sent, [true, true, true, false, false], "300 + 300 + 300 fit in 1000; a fourth does not");
+        assert_eq!(metrics.dropped(Stage::Timeline, DropReason::MailboxFull), 1 + 600);
     }
 }

@@ -45,7 +45,7 @@ pub(crate) async fn run(hub: Arc<Hub>) {
 
 /// The frames of turn `n`: one light shape each turn, the heavy ones now and then.
 fn frames(n: u64) -> Vec<FaultFrame> {
-    if n % HEAVY_EVERY == 0 {
+    if n.is_multiple_of(HEAVY_EVERY) {
         return vec![crowd(n)];
     }
     if n % HEAVY_EVERY == 1 {
