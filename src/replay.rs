@@ -4,6 +4,7 @@
 
 use std::io::BufRead;
 use std::time::Instant;
+use timelined_actors::event::TimeWindow;
 use timelined_actors::record::TimelineRecord;
 use timelined_actors::timeline::{TimelineBook, TimelineRules};
 use timelined_actors::wire::{self, Decoded, Dialect, MalformedReason, RawFrame};
@@ -27,6 +28,7 @@ pub fn replay(
     max_line_bytes: usize,
 ) -> std::io::Result<ReplayReport> {
     let now = Instant::now();
+    let (window, wall_clock) = (TimeWindow::default(), chrono::Utc::now());
     let mut book = TimelineBook::new(rules, Default::default());
     let mut report = ReplayReport::default();
     let mut line = Vec::new();
@@ -43,9 +45,13 @@ pub fn replay(
             continue;
         }
         match wire::decode(dialect, RawFrame::Text(&line)) {
-            Ok(Decoded::Events(decoded)) => {
+            Ok(Decoded::Events(mut decoded)) => {
                 for rejection in decoded.rejected {
                     report.bad_lines.push((number, rejection.reason, rejection.detail));
+                }
+                // The daemon's window, so a capture replays as it was taken live.
+                if let Some((_, detail)) = window.retain(&mut decoded.events, wall_clock) {
+                    report.bad_lines.push((number, MalformedReason::TimeOutOfWindow, detail));
                 }
                 for event in decoded.events {
                     book.apply(event, now);

@@ -62,11 +62,20 @@ async fn chaos_loses_no_timeline() {
     // About nine transitions per conversation: enough conversations to play `seconds`.
     let conversations = seconds * u64::from(rate) / 9;
     let fixture = Fixture::start(
-        SimConfig { seed, conversations, rate, reorder: true, duplicates: true, ..SimConfig::default() },
+        SimConfig {
+            seed,
+            conversations,
+            rate,
+            reorder: true,
+            duplicates: true,
+            send_log: true,
+            ..SimConfig::default()
+        },
         Dialect::Notifications,
         |settings| settings.pipeline.verify_after = Duration::from_secs(10),
     )
     .await;
+    let watch = SinkWatch::spawn(fixture.sink.clone());
     fixture.streaming().await;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -115,6 +124,18 @@ async fn chaos_loses_no_timeline() {
     }
     let (closed, truth, hidden) = (read_jsonl(&fixture.sink), fixture.sim.truth(), fixture.sim.hidden());
     let elapsed = started.elapsed();
+    // Judged while the daemon runs: how long after its last event each was written.
+    let delays = write_delays(&truth, &last_sent(&fixture.sim), &watch.seen());
+    let quantile = |q: f64| delays.get(((delays.len() as f64) * (1.0 - q)) as usize).map(|(d, _)| *d);
+    let close_after = Duration::from_millis(300);
+    let beyond = delays.iter().filter(|(d, _)| *d > close_after + Duration::from_secs(5)).count();
+    eprintln!(
+        "written after the last event: p50 {:?}, p99 {:?}, max {:?}; {beyond} later than close_after + 5 s \
+         (a conversation healed by a backfill or its verification waits for it)",
+        quantile(0.5),
+        quantile(0.99),
+        delays.first().map(|(d, _)| *d),
+    );
 
     let actual = by_id(closed.clone());
     let (mut equal, mut healed, mut lost) = (0, 0, Vec::new());

@@ -155,6 +155,11 @@ fn replay_counts_lines_that_are_not_utf8_or_not_json_and_prints_the_good_timelin
     capture.extend_from_slice(b"\xff\xfe not text\n");
     capture.extend_from_slice(good.as_bytes());
     capture.extend_from_slice(b"\nnot json\n{\"topicName\":\"v2.routing.queues.q.conversations\",\"eventBody\":{\"id\":\"bad\nforged line\n");
+    capture.extend_from_slice(format!("{}{}\n", "[".repeat(10_000), "]".repeat(10_000)).as_bytes());
+    capture.extend_from_slice(
+        good.replace("good-1", "future").replace("2026-01-01T09:0", "9999-12-31T09:0").as_bytes(),
+    );
+    capture.push(b'\n');
     let path = dir.path().join("capture.jsonl");
     std::fs::write(&path, capture).unwrap();
     let output = timelined(&["replay", "--input", path.to_str().unwrap()], None);
@@ -162,7 +167,8 @@ fn replay_counts_lines_that_are_not_utf8_or_not_json_and_prints_the_good_timelin
     assert!(output.status.success(), "{text}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("\"good-1\""), "the good timeline is printed");
     assert!(text.contains("line 1: invalid_json"), "{text}");
-    assert!(text.contains("5 frames: 1 timelines, 4 bad lines"), "{text}");
+    assert!(text.contains("line 7: time_out_of_window"), "{text}");
+    assert!(text.contains("7 frames: 1 timelines, 6 bad lines"), "{text}");
 }
 
 fn secret_file(dir: &Path, mode: u32) -> std::path::PathBuf {

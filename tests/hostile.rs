@@ -225,8 +225,9 @@ async fn a_stream_of_distinct_ids_is_held_to_the_interned_limit() {
     sim.stop().await;
 }
 
-/// Token and backfill calls answered 429 with `Retry-After: 10000000000` (317 years): each
-/// waits at most `genesys.max_retry_after`, and the stream and its healing go on.
+/// Token and backfill calls answered 429 with `Retry-After` of 10^10 s (317 years) and of
+/// 2^64−1 s: each waits at most `genesys.max_retry_after`, and the stream and its healing
+/// go on.
 #[actix_rt::test]
 async fn a_retry_after_of_centuries_waits_only_the_configured_cap() {
     let token_429 =
@@ -240,7 +241,7 @@ async fn a_retry_after_of_centuries_waits_only_the_configured_cap() {
     let backfill_429 = Fault::Http {
         path: "/api/v2/conversations/".into(),
         status: 429,
-        retry_after: Some(10_000_000_000),
+        retry_after: Some(u64::MAX),
         count: 3,
     };
     fixture.sim.fault(backfill_429).unwrap();
@@ -343,5 +344,64 @@ async fn a_hostile_peer_beside_a_normal_stream() {
     let played: Vec<_> =
         read_jsonl(&sink).into_iter().filter(|r| !r.conversation_id.starts_with("hostile-")).collect();
     assert_equal_or_healed("beside a hostile peer", &played, &sim.truth());
+    sim.stop().await;
+}
+
+/// Conversation ids crafted to walk the API host with our token, and one that forges a log
+/// line: after an outage each would be backfilled. None reaches a request path (the
+/// simulator records every request as sent), and the log shows the forged line escaped.
+#[actix_rt::test]
+async fn crafted_ids_walk_no_path_and_forge_no_log_line() {
+    install_crypto();
+    let dir = Scratch::new();
+    let sim = simulator(SimConfig { seed: 108, conversations: 40, rate: 150, ..SimConfig::default() }).await;
+    let spec = ConfigSpec::new(dir.path());
+    let config = spec.write(dir.path(), &sim);
+    let log = dir.path().join("stderr.log");
+    let mut daemon = DaemonProcess::start(&config, &log, spec.http);
+    wait_until("events streaming", Duration::from_secs(30), || {
+        daemon.metric("timelined_events_received_total").is_some_and(|n| n > 5.0)
+    })
+    .await;
+    let crafted = [
+        "../../../api/v2/users/me",
+        "x/../../api/v2/users/me",
+        "c1?expand=users",
+        "c1#fragment",
+        "c1%2F..%2Fusers",
+        "http://169.254.169.254/latest/meta-data",
+        "//evil.example/x",
+        "forged\nDec 04 00:00:00.000 INFO fake line, conversation: evil",
+    ];
+    for id in crafted {
+        let id = serde_json::to_string(id).unwrap();
+        let id = id.trim_matches('"');
+        inject(&sim, &joined_at(id, "2026-01-01T09:00:00.000Z"));
+    }
+    wait_until("the crafted conversations open", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("169.254.169.254"))
+    })
+    .await;
+    sim.fault(Fault::DropSocket).unwrap();
+    let refused = r#"timelined_backfills_total{outcome="error"}"#;
+    wait_until("each crafted id refused a backfill", Duration::from_secs(30), || {
+        daemon.metric(refused).is_some_and(|n| n >= crafted.len() as f64)
+    })
+    .await;
+    assert!(daemon.running());
+    assert!(daemon.terminate().await.success());
+    let requests = sim.requests();
+    assert!(requests.iter().any(|r| r.starts_with("GET /api/v2/conversations/")), "backfills did run");
+    for request in &requests {
+        let target = request.split_once(' ').map_or("", |(_, target)| target);
+        let bad = ["users/me", "169.254", "%2F", "expand=", "evil", "..", "//", "#"];
+        assert!(!bad.iter().any(|b| target.contains(b)), "a crafted id reached a request: {request}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.lines().any(|line| line.starts_with("Dec 04 00:00:00.000 INFO fake line")),
+        "a forged line"
+    );
+    assert!(text.contains(r"forged\nDec 04"), "the crafted id is logged escaped");
     sim.stop().await;
 }

@@ -85,6 +85,9 @@ pub(crate) struct Hub {
     faults_applied: AtomicU64,
 }
 
+/// Requests remembered for [`Hub::requests`].
+const REQUESTS_KEPT: usize = 10_000;
+
 struct State {
     rng: ChaCha8Rng,
     tokens: HashMap<String, Instant>,
@@ -102,6 +105,8 @@ struct State {
     connect_uri_fault: Option<(String, u64)>,
     /// `Fault::Hostile`: until when, at how many frames a second.
     hostile: Option<(Instant, u32)>,
+    /// The latest requests (method and request target as sent), oldest first.
+    requests: VecDeque<String>,
     /// Keyed by play order, which is start order: steps come in event-time order and a
     /// conversation's first step is its start.
     conversations: BTreeMap<u64, Played>,
@@ -231,6 +236,7 @@ impl Hub {
                 http_faults: VecDeque::new(),
                 connect_uri_fault: None,
                 hostile: None,
+                requests: VecDeque::new(),
                 conversations: BTreeMap::new(),
                 order_by_id: HashMap::new(),
                 next_order: 0,
@@ -660,6 +666,19 @@ impl Hub {
     pub(crate) fn apply(&self, fault: &Fault) {
         let mut state = self.lock();
         self.apply_locked(&mut state, fault);
+    }
+
+    /// Keep `method target` of a request (the last `REQUESTS_KEPT`).
+    pub(crate) fn record_request(&self, method: &str, target: &str) {
+        let mut state = self.lock();
+        if state.requests.len() == REQUESTS_KEPT {
+            state.requests.pop_front();
+        }
+        state.requests.push_back(format!("{method} {target}"));
+    }
+
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.lock().requests.iter().cloned().collect()
     }
 
     /// The rate of the hostile peer while a `Fault::Hostile` lasts.

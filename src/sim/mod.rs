@@ -267,6 +267,12 @@ impl SimHandle {
     }
 
     /// Faults applied so far, by any route (configured ones count once applied).
+    /// The latest requests the simulator was sent (up to 10,000), as `METHOD target`, the
+    /// target as the client wrote it: what a test of request paths looks at.
+    pub fn requests(&self) -> Vec<String> {
+        self.hub.requests()
+    }
+
     pub fn faults_applied(&self) -> u64 {
         self.hub.faults_applied()
     }

@@ -53,6 +53,9 @@ pub(crate) async fn inject_http_faults<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    if let Some(hub) = req.app_data::<web::Data<Hub>>() {
+        hub.record_request(req.method().as_str(), &req.uri().to_string());
+    }
     let answer = req.app_data::<web::Data<Hub>>().and_then(|hub| hub.take_http_fault(req.path()));
     match answer {
         Some(answer) => {
