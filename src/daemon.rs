@@ -408,7 +408,10 @@ impl Daemon {
     /// incomplete and write it out); flush every output.
     pub async fn shutdown(self) {
         info!(self.log, "shutting down");
-        let _ = self.connection.send(Shutdown).await;
+        if self.connection.send(Shutdown).await.is_err() {
+            // Gone already: nothing is being read, which is what Shutdown asks.
+            slog::debug!(self.log, "connection actor gone before shutdown");
+        }
         if self.saves_state {
             if self.timeline.send(Settle).await.is_err() {
                 slog::error!(self.log, "timeline actor gone before shutdown; what it held is lost");

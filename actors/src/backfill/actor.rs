@@ -216,10 +216,14 @@ impl BackfillActor {
     fn deliver(&mut self, result: BackfillResult, ctx: &mut Context<Self>) {
         let conversation = result.request.conversation.clone();
         let results = self.results.clone();
-        // Results are few and must not be dropped: wait for room rather than drop.
+        // Results are few and must not be dropped: wait for room rather than drop. It fails
+        // only once the timeline actor is gone (shutdown), when nothing is left to heal.
+        let log = self.log.clone();
         ctx.spawn(
             async move {
-                let _ = results.send(result).await;
+                if results.send(result).await.is_err() {
+                    debug!(log, "backfill answered after the timeline stopped; dropped");
+                }
             }
             .into_actor(self),
         );

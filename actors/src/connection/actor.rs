@@ -287,6 +287,13 @@ impl ConnectionActor {
         }
     }
 
+    /// Tell the heartbeat its ping was answered. `do_send`: one per ping interval cannot
+    /// flood its mailbox, and a lost one would read as a stall; it fails only once the
+    /// heartbeat actor is gone, at shutdown.
+    fn pong(&self) {
+        self.links.pong.do_send(PongReceived);
+    }
+
     /// Tell the subscription actor its channel is no use. Control, not data: `do_send`
     /// queues it even into a full mailbox (a lost one would leave us with no channel); it
     /// fails only once the subscription actor is gone, at shutdown.
@@ -407,7 +414,7 @@ impl ConnectionActor {
                 }
             }
             Frame::Pong(_) => {
-                let _ = self.links.pong.try_send(PongReceived);
+                self.pong();
             }
             Frame::Close(reason) => {
                 debug!(self.log, "server closed the socket"; "reason" => ?reason);
@@ -481,7 +488,7 @@ impl ConnectionActor {
                 self.hold_back(ctx);
             }
             Decoded::Pong => {
-                let _ = self.links.pong.try_send(PongReceived);
+                self.pong();
             }
             Decoded::Heartbeat | Decoded::Ignored => {}
             Decoded::Subscribed => info!(self.log, "subscription confirmed on the socket"),

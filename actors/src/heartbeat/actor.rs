@@ -74,7 +74,9 @@ impl HeartbeatActor {
             return;
         };
         if self.liveness.since_last_frame() >= self.config.stale_timeout {
-            let _ = self.stale.try_send(Stale { generation });
+            // One per check at most, to an actor that reads frames from its stream rather
+            // than its mailbox: queued whatever the mailbox holds; fails only at shutdown.
+            self.stale.do_send(Stale { generation });
             return;
         }
         let now = Instant::now();
@@ -84,7 +86,8 @@ impl HeartbeatActor {
                 Some(_) => self.missed_pong = true,
                 None => self.awaiting_pong = Some(now),
             }
-            let _ = self.ping.try_send(SendPing);
+            // One per ping interval, as for `Stale`.
+            self.ping.do_send(SendPing);
         }
     }
 }

@@ -138,11 +138,17 @@ impl TokenActor {
                     ctx.run_later(due.saturating_duration_since(Instant::now()), |act, ctx| act.fetch(ctx)),
                 );
                 for waiter in self.waiters.drain(..) {
+                    // A waiter that gave up (its request timed out) needs no answer.
                     let _ = waiter.send(Ok(token.clone()));
                 }
                 if !first {
                     let news = TokenRefreshed { expires_at: token.expires_at };
-                    self.refreshed.retain(|r| r.try_send(news.clone()).is_ok() || r.connected());
+                    // Once a token lifetime, to actors that rotate their channel on it: queued
+                    // whatever their mailbox holds; one gone is forgotten.
+                    self.refreshed.retain(|r| r.connected());
+                    for recipient in &self.refreshed {
+                        recipient.do_send(news.clone());
+                    }
                 }
             }
             Err(problem) => {
