@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod compact;
 pub mod connection;
 pub mod consumer;
+pub mod control;
 pub mod event;
 pub mod health;
 pub mod heartbeat;

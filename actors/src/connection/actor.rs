@@ -7,11 +7,10 @@
 
 use super::{Fragment, FrameKind, Liveness, Reassembly, ReassemblyError, Target};
 use crate::backoff::Backoff;
-use crate::heartbeat::actor::PongReceived;
+use crate::control::{ChannelClosing, ChannelLost, Connect, PongReceived, SendPing, Stale, Stalled};
 use crate::internal_events::BadInputLog;
 use crate::mailbox::Mailbox;
 use crate::metrics::{CauseLabels, Metrics, ReconnectCause};
-use crate::subscription::actor::{ChannelClosing, ChannelLost};
 use crate::timeline::actor::{ParticipantEvents, SocketGap};
 use crate::timeline::GapLedger;
 use crate::token::actor::{GetToken, TokenActor};
@@ -54,31 +53,6 @@ pub struct ConnectionConfig {
 /// given up and a new one asked for, rather than retrying one that never answers until
 /// it expires a day later.
 pub const CONNECT_FAILURES_PER_CHANNEL: u32 = 3;
-
-/// Connect to this target; an open socket is replaced make-before-break.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Connect(pub Target);
-
-/// Socket `generation` left a ping unanswered for a whole interval and then answered: it
-/// stalled, and what the service sent meanwhile may be lost.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stalled {
-    pub generation: u64,
-}
-
-/// Send a health-check ping on the open socket.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendPing;
-
-/// Nothing arrived on socket `generation` within the stale timeout.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stale {
-    pub generation: u64,
-}
 
 /// Stop reading: close the socket and do not reconnect.
 #[derive(Message)]

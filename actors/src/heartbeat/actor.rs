@@ -5,8 +5,8 @@
 //! meanwhile may be lost. Freshness is read from the shared [`Liveness`], which the
 //! ConnectionActor updates on every frame.
 
-use crate::connection::actor::{SendPing, Stale, Stalled};
 use crate::connection::Liveness;
+use crate::control::{PongReceived, SendPing, Stale, Stalled};
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -17,11 +17,6 @@ pub struct HeartbeatConfig {
     pub ping_interval: Duration,
     pub stale_timeout: Duration,
 }
-
-/// An answer to our ping arrived (a `pong` frame or an RFC 6455 Pong).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PongReceived;
 
 pub struct HeartbeatActor {
     config: HeartbeatConfig,

@@ -8,8 +8,8 @@
 
 use super::{Channel, Interest, SubscriptionEntities, TopicRef};
 use crate::backoff::Backoff;
-use crate::connection::actor::Connect;
 use crate::connection::Target;
+use crate::control::{ChannelClosing, ChannelLost, Connect};
 use crate::health::Health;
 use crate::internal_events::printable;
 use crate::metrics::ReconnectCause;
@@ -33,18 +33,6 @@ pub struct SubscriptionConfig {
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
 }
-
-/// The channel can no longer be used; make a new one.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChannelLost {
-    pub cause: ReconnectCause,
-}
-
-/// The server announced it will close the socket soon.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChannelClosing;
 
 #[derive(Debug, thiserror::Error)]
 enum SetupError {
