@@ -178,6 +178,11 @@ async fn channel_creation_failures_are_retried() {
     ];
     let fixture = Fixture::start_after(scenario(53), Dialect::Notifications, &faults, |_| {}).await;
     check(&fixture, "channel 503/429").await;
+    let creations = fixture.sim.request_times("POST /api/v2/notifications/channels");
+    assert!(creations.len() >= 4, "two 503s and a 429 answered, then a channel: {} tries", creations.len());
+    // The fourth try came after the 429's Retry-After (1 s), not at the backoff's pace.
+    assert!(creations[3] - creations[2] >= Duration::from_secs(1), "Retry-After honoured");
+    assert!(creations[1] - creations[0] >= Duration::from_millis(25), "the 503s were retried with a backoff");
     fixture.stop().await;
 }
 
@@ -199,6 +204,13 @@ async fn forbidden_and_bad_subscriptions_are_retried_with_backoff() {
     ];
     let fixture = Fixture::start_after(scenario(55), Dialect::Notifications, &faults, |_| {}).await;
     check(&fixture, "subscribe 403/400").await;
+    let subscribes: Vec<String> = fixture
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT /api/v2/notifications/channels/") && r.ends_with("/subscriptions"))
+        .collect();
+    assert!(subscribes.len() >= 3, "a 403 and a 400 answered, then a subscription: {subscribes:?}");
     fixture.stop().await;
 }
 

@@ -105,8 +105,8 @@ struct State {
     connect_uri_fault: Option<(String, u64)>,
     /// `Fault::Hostile`: until when, at how many frames a second.
     hostile: Option<(Instant, u32)>,
-    /// The latest requests (method and request target as sent), oldest first.
-    requests: VecDeque<String>,
+    /// The latest requests (when, and method and request target as sent), oldest first.
+    requests: VecDeque<(Instant, String)>,
     /// Keyed by play order, which is start order: steps come in event-time order and a
     /// conversation's first step is its start.
     conversations: BTreeMap<u64, Played>,
@@ -674,10 +674,10 @@ impl Hub {
         if state.requests.len() == REQUESTS_KEPT {
             state.requests.pop_front();
         }
-        state.requests.push_back(format!("{method} {target}"));
+        state.requests.push_back((Instant::now(), format!("{method} {target}")));
     }
 
-    pub(crate) fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<(Instant, String)> {
         self.lock().requests.iter().cloned().collect()
     }
 

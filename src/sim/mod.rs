@@ -270,7 +270,12 @@ impl SimHandle {
     /// The latest requests the simulator was sent (up to 10,000), as `METHOD target`, the
     /// target as the client wrote it: what a test of request paths looks at.
     pub fn requests(&self) -> Vec<String> {
-        self.hub.requests()
+        self.hub.requests().into_iter().map(|(_, request)| request).collect()
+    }
+
+    /// When each request that is exactly `METHOD path` (no query) arrived, oldest first.
+    pub fn request_times(&self, request: &str) -> Vec<std::time::Instant> {
+        self.hub.requests().into_iter().filter(|(_, r)| r == request).map(|(at, _)| at).collect()
     }
 
     pub fn faults_applied(&self) -> u64 {
