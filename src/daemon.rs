@@ -13,7 +13,7 @@ use std::sync::Arc;
 use timelined_actors::backfill::actor::{BackfillActor, BackfillConfig};
 use timelined_actors::connection::actor::{ConnectionActor, ConnectionConfig, ConnectionLinks, Shutdown};
 use timelined_actors::connection::Liveness;
-use timelined_actors::consumer::actor::{ConsumerActor, Flush, Publication, Reopen};
+use timelined_actors::consumer::actor::{ConsumerActor, Flush, Reopen};
 use timelined_actors::consumer::{LogOutput, Output};
 use timelined_actors::health::Health;
 use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
@@ -24,6 +24,7 @@ use timelined_actors::storage::state_file;
 use timelined_actors::storage::state_writer::StateWriter;
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
+use timelined_actors::timeline::actor::Publication;
 use timelined_actors::timeline::actor::{
     Alive, CloseAll, ConsumerLink, Drain, Persist, Settle, TimelineActor, TimelineActorConfig, TimelineLinks,
 };

@@ -3,28 +3,9 @@
 
 use super::Output;
 use crate::mailbox::{Inbox, Weighted};
-use crate::record::TimelineRecord;
-use crate::timeline::{CloseReason, TimelineUpdate};
+use crate::timeline::actor::Publication;
 use actix::prelude::*;
 use slog::{error, Logger};
-use std::sync::Arc;
-
-#[derive(Clone, Message)]
-#[rtype(result = "()")]
-pub enum Publication {
-    /// Joins and leaves released together, in order.
-    Updates(Arc<Vec<TimelineUpdate>>),
-    Closed(Arc<TimelineRecord>, CloseReason),
-}
-
-impl Weighted for Publication {
-    fn weight(&self) -> u64 {
-        match self {
-            Publication::Updates(updates) => updates.len() as u64,
-            Publication::Closed(..) => 1,
-        }
-    }
-}
 
 /// Flush buffered output; answers when done (shutdown).
 #[derive(Message)]

@@ -46,17 +46,6 @@ impl LogOutput {
     }
 }
 
-impl CloseReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Ended => "ended",
-            CloseReason::Idle => "idle",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::Evicted => "evicted",
-        }
-    }
-}
-
 /// Duration of a closed timeline in seconds (first join to last leave), if it has both.
 pub fn duration_seconds(record: &TimelineRecord) -> Option<f64> {
     match (record.started_at, record.ended_at) {

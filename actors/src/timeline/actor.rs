@@ -5,14 +5,14 @@
 //! its own bounded mailbox, the entries of one release as one message.
 
 use super::state::Unwritten;
-use super::{Applied, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
+use super::{Applied, CloseReason, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
-use crate::consumer::actor::Publication;
 use crate::event::ParticipantEvent;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::{Inbox, Mailbox, Weighted};
 use crate::metrics::{DropReason, Metrics};
+use crate::record::TimelineRecord;
 use crate::storage::state_file::StateError;
 use crate::storage::state_writer::{FinalSave, StateWriter};
 use actix::prelude::*;
@@ -25,6 +25,24 @@ use std::time::{Duration, Instant};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ParticipantEvents(pub Vec<ParticipantEvent>);
+
+/// What the TimelineActor publishes to every consumer (the outputs).
+#[derive(Clone, Message)]
+#[rtype(result = "()")]
+pub enum Publication {
+    /// Joins and leaves released together, in order.
+    Updates(Arc<Vec<TimelineUpdate>>),
+    Closed(Arc<TimelineRecord>, CloseReason),
+}
+
+impl Weighted for Publication {
+    fn weight(&self) -> u64 {
+        match self {
+            Publication::Updates(updates) => updates.len() as u64,
+            Publication::Closed(..) => 1,
+        }
+    }
+}
 
 impl Weighted for ParticipantEvents {
     fn weight(&self) -> u64 {

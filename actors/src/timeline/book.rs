@@ -42,6 +42,17 @@ pub enum CloseReason {
     Evicted,
 }
 
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Ended => "ended",
+            CloseReason::Idle => "idle",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Evicted => "evicted",
+        }
+    }
+}
+
 /// What one [`TimelineBook::tick`] produced.
 #[derive(Debug, Default)]
 pub struct Tick {
