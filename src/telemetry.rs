@@ -12,16 +12,14 @@ use std::time::Duration;
 /// Keeps the async logging thread alive; dropping it writes out every queued line.
 pub struct LogGuard {
     queue: Option<slog_async::AsyncGuard>,
-    output: Option<BatchedOutput>,
+    output: BatchedOutput,
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
         // The queue first (it empties into the output), then what the output holds.
         drop(self.queue.take());
-        if let Some(output) = &self.output {
-            output.stop();
-        }
+        self.output.stop();
     }
 }
 
@@ -36,33 +34,17 @@ fn level(level: LogLevel) -> Level {
 
 /// The root logger, writing to stderr (journald captures it under systemd).
 pub fn logger(format: LogFormat, min_level: LogLevel) -> (Logger, LogGuard) {
-    logger_to(Box::new(std::io::stderr()), format, min_level, LogWrites::Batched)
+    logger_to(Box::new(std::io::stderr()), format, min_level)
 }
 
-/// How log lines reach their output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogWrites {
-    /// In batches of whole lines ([`BatchedOutput`]): what the daemon does.
-    Batched,
-    /// One `write` per line (a `LineWriter`): what it did before, kept so the benchmark
-    /// can measure the difference.
-    PerLine,
-}
-
-/// The root logger, writing to `output`.
+/// The root logger, writing to `output` in batches of whole lines ([`BatchedOutput`]).
 pub fn logger_to(
     output: Box<dyn Write + Send>,
     format: LogFormat,
     min_level: LogLevel,
-    writes: LogWrites,
 ) -> (Logger, LogGuard) {
-    let (writer, batched): (Box<dyn Write + Send>, _) = match writes {
-        LogWrites::Batched => {
-            let batched = BatchedOutput::start(output);
-            (Box::new(batched.clone()), Some(batched))
-        }
-        LogWrites::PerLine => (Box::new(io::LineWriter::new(output)), None),
-    };
+    let batched = BatchedOutput::start(output);
+    let writer: Box<dyn Write + Send> = Box::new(batched.clone());
     let drain: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match format {
         LogFormat::Text => {
             let decorator = slog_term::PlainDecorator::new(writer);

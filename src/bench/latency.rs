@@ -10,7 +10,7 @@
 //! tick (`pipeline.tick`, which publishes what is due) and the hop to the consumer.
 
 use super::stats::{human_rate, millis, per_second, percentile, Summary};
-use super::{daemon_settings, file_logger_with, log_writes, verdict, Scratch, SimThread};
+use super::{daemon_settings, file_logger, verdict, Scratch, SimThread};
 use crate::daemon::Daemon;
 use crate::sim::{SimConfig, TransitionKey};
 use std::collections::HashMap;
@@ -43,9 +43,6 @@ pub struct Options {
     concurrency: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Log with one `write` per line (see `bench throughput --log-per-line`).
-    #[arg(long)]
-    log_per_line: bool,
 }
 
 /// Notes when each join/leave reaches a consumer.
@@ -95,7 +92,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
          log to a file, JSONL sink, and a probe consumer",
         settings.pipeline.tick
     );
-    let (log, guard) = file_logger_with(&scratch.path("daemon.log"), log_writes(options.log_per_line))?;
+    let (log, guard) = file_logger(&scratch.path("daemon.log"))?;
     // Reserved: growing it would stall the probe's thread, and the stall would count as latency.
     let taken = Arc::new(Mutex::new(Vec::with_capacity(1 << 19)));
     let probe: Box<dyn Output> = Box::new(Probe { taken: taken.clone() });

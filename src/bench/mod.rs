@@ -26,7 +26,7 @@ mod throughput;
 use crate::cli::{demo_settings, jsonl_sink};
 use crate::settings::{LogFormat, LogLevel, Settings};
 use crate::sim::{self, SimConfig, SimHandle};
-use crate::telemetry::{self, LogGuard, LogWrites};
+use crate::telemetry::{self, LogGuard};
 use actix::Arbiter;
 use anyhow::Context as _;
 use slog::Logger;
@@ -201,22 +201,8 @@ impl Drop for Scratch {
 /// that the log consumer costs what it costs in production when stderr is a file. Keep
 /// the guard alive.
 pub(crate) fn file_logger(path: &Path) -> anyhow::Result<(Logger, LogGuard)> {
-    file_logger_with(path, LogWrites::Batched)
-}
-
-/// As [`file_logger`], with the given kind of writes.
-pub(crate) fn file_logger_with(path: &Path, writes: LogWrites) -> anyhow::Result<(Logger, LogGuard)> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(telemetry::logger_to(Box::new(file), LogFormat::Text, LogLevel::Info, writes))
-}
-
-/// `--log-per-line` → [`LogWrites::PerLine`].
-pub(crate) fn log_writes(per_line: bool) -> LogWrites {
-    if per_line {
-        LogWrites::PerLine
-    } else {
-        LogWrites::Batched
-    }
+    Ok(telemetry::logger_to(Box::new(file), LogFormat::Text, LogLevel::Info))
 }
 
 /// The daemon's settings for a benchmark: defaults (mailboxes, backoff, reorder window)

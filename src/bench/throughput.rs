@@ -19,11 +19,10 @@
 //! decoded. "Published" is what the log consumer took (each join/leave once).
 
 use super::stats::{human_rate, per_second, ratio};
-use super::{baseline, daemon_settings, file_logger_with, log_writes, verdict, Scratch, SimThread};
+use super::{baseline, daemon_settings, file_logger, verdict, Scratch, SimThread};
 use crate::daemon::Daemon;
 use crate::sim::prerender::{self, RenderedFrame, Shape};
 use crate::sim::{SimConfig, StreamReport, DEFAULT_QUEUES};
-use crate::telemetry::LogWrites;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,10 +76,6 @@ pub struct Options {
     /// Skip the baseline (to profile the daemon alone); no ratio is printed.
     #[arg(long)]
     no_baseline: bool,
-    /// Log with one `write` per line, as `telemetry::logger` did before it wrote in
-    /// batches (to measure what that change gave).
-    #[arg(long)]
-    log_per_line: bool,
 }
 
 /// The rendered frames, shared with the simulator's writer.
@@ -174,8 +169,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     println!();
     println!("daemon at saturation (sender unpaced; default settings, log to a file, JSONL sink):");
-    let saturated =
-        run_daemon(&sim, &rendered, all, 0, dialect, log_writes(options.log_per_line), &scratch).await?;
+    let saturated = run_daemon(&sim, &rendered, all, 0, dialect, &scratch).await?;
     saturated.print("saturation");
     let daemon_rate = saturated.decoded_rate();
     let share = ratio(daemon_rate, baseline_rate);
@@ -293,16 +287,7 @@ async fn step(
     // pace by the frames this step actually streams.
     let count = rendered.frames_for((rate as f64 * options.step_seconds) as u64);
     let frames_per_second = (count as f64 / options.step_seconds).round().max(1.0);
-    let outcome = run_daemon(
-        sim,
-        rendered,
-        count,
-        frames_per_second as u32,
-        dialect,
-        log_writes(options.log_per_line),
-        scratch,
-    )
-    .await?;
+    let outcome = run_daemon(sim, rendered, count, frames_per_second as u32, dialect, scratch).await?;
     let ok = outcome.drops == 0 && outcome.decoded_rate() >= SUSTAINED * rate as f64;
     outcome.print(&format!("{:>8} ev/s {}", human_rate(rate as f64), if ok { "ok  " } else { "FAIL" }));
     Ok((ok, outcome))
@@ -434,12 +419,11 @@ async fn run_daemon(
     count: usize,
     rate: u32,
     dialect: Dialect,
-    log_writes: LogWrites,
     scratch: &Scratch,
 ) -> anyhow::Result<Outcome> {
     let settings = daemon_settings(sim.sim(), dialect, scratch);
     let log_path = scratch.path("daemon.log");
-    let (log, guard) = file_logger_with(&log_path, log_writes)?;
+    let (log, guard) = file_logger(&log_path)?;
     let daemon = Daemon::start(&settings, log)?;
     sim.until_listening(true, Duration::from_secs(10)).await?;
     let metrics = daemon.metrics.clone();
