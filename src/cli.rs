@@ -59,6 +59,12 @@ impl Signals {
     }
 }
 
+/// rustls needs one crypto provider for the process, chosen before the first TLS
+/// connection: ring, the one built in. Installing it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let (log, _guard) = telemetry::logger(settings.log.format, settings.log.level);
     let system = actix_rt::System::new();

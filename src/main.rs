@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         timelined::telemetry::write_out_pending();
         std::process::exit(70);
     }));
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cli::install_crypto_provider();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,

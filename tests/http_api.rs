@@ -16,10 +16,6 @@ use timelined_actors::metrics::{DropLabels, DropReason, Metrics, Stage};
 use timelined_actors::record::{EntryAction, EntryRecord, TimelineRecord};
 use timelined_actors::timeline::{CloseReason, Timeline, TimelineUpdate};
 
-fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// A running server and the handles a test turns.
 struct Served {
     base: String,
@@ -35,7 +31,7 @@ fn serve(feed: Arc<Feed>) -> Served {
 }
 
 fn serve_with(feed: Arc<Feed>, max_feed_clients: usize) -> Served {
-    install_crypto();
+    timelined::cli::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
     let timelines = Arc::new(DashMap::new());
     let not_ready = Arc::new(Mutex::new(Some("not subscribed".to_owned())));

@@ -25,7 +25,7 @@ pub fn quiet_logger() -> slog::Logger {
 }
 
 pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    timelined::cli::install_crypto_provider();
 }
 
 /// Poll `condition` every 20 ms until it holds; panic with `what` at the deadline.

@@ -29,7 +29,7 @@ impl<S> Socket for S where
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 pub fn client() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    timelined::cli::install_crypto_provider();
     Client::builder().timeout(Duration::from_secs(3)).finish()
 }
 
