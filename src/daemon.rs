@@ -66,6 +66,154 @@ pub struct Daemon {
     log: Logger,
 }
 
+/// Each actor's configuration, as the settings describe it.
+fn token_config(settings: &Settings, client_secret: timelined_actors::secret::Secret) -> TokenConfig {
+    TokenConfig {
+        login_base: settings.genesys.login_base(),
+        client_id: settings.genesys.client_id.clone(),
+        client_secret,
+        refresh_margin: settings.genesys.token_refresh_margin,
+        request_timeout: settings.genesys.request_timeout,
+        backoff_initial: settings.reconnect.initial_backoff,
+        backoff_max: settings.reconnect.max_backoff,
+        max_retry_after: settings.genesys.max_retry_after,
+    }
+}
+
+fn backfill_config(settings: &Settings) -> BackfillConfig {
+    BackfillConfig {
+        api_base: settings.genesys.api_base(),
+        queues: settings.subscription.queues.clone(),
+        search_lead: settings.backfill.search_lead,
+        users: settings.subscription.users.clone(),
+        request_timeout: settings.genesys.request_timeout,
+        concurrency: settings.backfill.concurrency,
+        max_attempts: settings.backfill.max_attempts,
+        backoff_initial: settings.reconnect.initial_backoff,
+        backoff_max: settings.reconnect.max_backoff,
+        time_window: settings.pipeline.time_window(),
+        max_retry_after: settings.genesys.max_retry_after,
+    }
+}
+
+fn connection_config(settings: &Settings, resumed: bool) -> ConnectionConfig {
+    ConnectionConfig {
+        max_frame_bytes: settings.pipeline.max_frame_bytes,
+        connect_timeout: settings.reconnect.connect_timeout,
+        rotation_overlap: settings.reconnect.rotation_overlap,
+        backoff_initial: settings.reconnect.initial_backoff,
+        backoff_max: settings.reconnect.max_backoff,
+        pause_reading_at: settings
+            .pipeline
+            .pause_reading
+            .then(|| (settings.pipeline.timeline_mailbox * 3 / 4).max(1) as i64),
+        time_window: settings.pipeline.time_window(),
+        resumed,
+    }
+}
+
+fn heartbeat_config(settings: &Settings) -> HeartbeatConfig {
+    HeartbeatConfig {
+        ping_interval: settings.heartbeat.ping_interval,
+        stale_timeout: settings.heartbeat.stale_timeout,
+    }
+}
+
+fn subscription_config(settings: &Settings) -> SubscriptionConfig {
+    let subscription = &settings.subscription;
+    SubscriptionConfig {
+        api_base: settings.genesys.api_base(),
+        dialect: settings.genesys.dialect,
+        interest: Interest {
+            queues: subscription.queues.clone(),
+            users: subscription.users.clone(),
+            conversations: subscription.conversations.clone(),
+            media: subscription.media.clone(),
+        },
+        request_timeout: settings.genesys.request_timeout,
+        backoff_initial: settings.reconnect.initial_backoff,
+        backoff_max: settings.reconnect.max_backoff,
+        max_retry_after: settings.genesys.max_retry_after,
+    }
+}
+
+/// The daemon's outputs, each a ConsumerActor on its own arbiter with its own mailbox.
+struct Outputs {
+    consumers: Vec<Addr<ConsumerActor>>,
+    /// The JSONL sinks among `consumers`, by path.
+    sinks: Vec<(String, Addr<ConsumerActor>)>,
+    arbiters: Vec<Arbiter>,
+    /// What the TimelineActor publishes to.
+    publications: Vec<ConsumerLink>,
+}
+
+/// Start every output: the log, the live feed, the benchmarks' extra probes and the
+/// configured sinks (the state directory made first: a sink spills into it).
+fn start_outputs(
+    settings: &Settings,
+    extra_outputs: Vec<(Stage, Box<dyn Output>)>,
+    feed: &Arc<Feed>,
+    unwritten: &Arc<Unwritten>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+    log: &Logger,
+) -> Result<Outputs, DaemonError> {
+    let mut consumers = Vec::new();
+    let mut sinks = Vec::new();
+    let mut arbiters = Vec::new();
+    let mut publications = Vec::new();
+    let consumer_capacity = settings.pipeline.consumer_mailbox;
+    // (stage, output, the sink's path if it is a durable sink)
+    let mut outputs: Vec<(Stage, Box<dyn Output>, Option<String>)> = vec![
+        (Stage::Log, Box::new(LogOutput::new(log.clone())), None),
+        (Stage::Feed, Box::new(FeedOutput(feed.clone())), None),
+    ];
+    outputs.extend(extra_outputs.into_iter().map(|(stage, output)| (stage, output, None)));
+    if let Some(directory) = &settings.state.directory {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| DaemonError::StateDirectory { path: directory.display().to_string(), error })?;
+    }
+    for (index, sink) in settings.sinks.iter().enumerate() {
+        match sink.kind {
+            SinkKind::Jsonl => {
+                let path = sink.path.display().to_string();
+                let config = SinkConfig {
+                    path: sink.path.clone(),
+                    fsync: sink.fsync,
+                    hold_bytes: sink.hold_bytes,
+                    spill: settings.state.directory.as_ref().map(|d| jsonl::spill_path(d, &sink.path)),
+                    spill_bytes: sink.spill_bytes,
+                };
+                let links = SinkLinks {
+                    unwritten: unwritten.clone(),
+                    health: health.clone(),
+                    metrics: metrics.clone(),
+                    log: log.new(o!("sink" => path.clone())),
+                };
+                let output = JsonlSink::open(config, links).map_err(|source| DaemonError::Sink {
+                    index,
+                    path: path.clone(),
+                    source,
+                })?;
+                outputs.push((Stage::Sink, Box::new(output), Some(path)));
+            }
+        }
+    }
+    for (stage, output, sink) in outputs {
+        let wants_updates = output.wants_updates();
+        let inbox = Inbox::new(stage, consumer_capacity, metrics);
+        let (arbiter, consumer) = start_consumer(output, inbox.clone(), log);
+        arbiters.push(arbiter);
+        let mailbox = Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone());
+        publications.push(ConsumerLink { mailbox, wants_updates, durable: sink.is_some() });
+        if let Some(path) = sink {
+            sinks.push((path, consumer.clone()));
+        }
+        consumers.push(consumer);
+    }
+    Ok(Outputs { consumers, sinks, arbiters, publications })
+}
+
 /// The closing rules the settings describe (replay uses the same).
 pub fn timeline_rules(settings: &Settings) -> TimelineRules {
     let pipeline = &settings.pipeline;
@@ -116,75 +264,13 @@ impl Daemon {
         let health = Arc::new(Health::default());
         let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
 
-        let mut consumers = Vec::new();
-        let mut sinks = Vec::new();
-        let mut arbiters = Vec::new();
-        let mut publications = Vec::new();
-        let consumer_capacity = settings.pipeline.consumer_mailbox;
         let feed = Feed::new(settings.http.feed_capacity);
         let unwritten = Arc::new(Unwritten::new(settings.sinks.len()));
-        // (stage, output, the sink's path if it is a durable sink)
-        let mut outputs: Vec<(Stage, Box<dyn Output>, Option<String>)> = vec![
-            (Stage::Log, Box::new(LogOutput::new(log.clone())), None),
-            (Stage::Feed, Box::new(FeedOutput(feed.clone())), None),
-        ];
-        outputs.extend(extra_outputs.into_iter().map(|(stage, output)| (stage, output, None)));
-        if let Some(directory) = &settings.state.directory {
-            std::fs::create_dir_all(directory).map_err(|error| DaemonError::StateDirectory {
-                path: directory.display().to_string(),
-                error,
-            })?;
-        }
-        for (index, sink) in settings.sinks.iter().enumerate() {
-            match sink.kind {
-                SinkKind::Jsonl => {
-                    let path = sink.path.display().to_string();
-                    let config = SinkConfig {
-                        path: sink.path.clone(),
-                        fsync: sink.fsync,
-                        hold_bytes: sink.hold_bytes,
-                        spill: settings.state.directory.as_ref().map(|d| jsonl::spill_path(d, &sink.path)),
-                        spill_bytes: sink.spill_bytes,
-                    };
-                    let links = SinkLinks {
-                        unwritten: unwritten.clone(),
-                        health: health.clone(),
-                        metrics: metrics.clone(),
-                        log: log.new(o!("sink" => path.clone())),
-                    };
-                    let output = JsonlSink::open(config, links).map_err(|source| DaemonError::Sink {
-                        index,
-                        path: path.clone(),
-                        source,
-                    })?;
-                    outputs.push((Stage::Sink, Box::new(output), Some(path)));
-                }
-            }
-        }
-        for (stage, output, sink) in outputs {
-            let wants_updates = output.wants_updates();
-            let inbox = Inbox::new(stage, consumer_capacity, &metrics);
-            let (arbiter, consumer) = start_consumer(output, inbox.clone(), &log);
-            arbiters.push(arbiter);
-            let mailbox = Mailbox::<Publication>::new(consumer.clone().recipient(), inbox, metrics.clone());
-            publications.push(ConsumerLink { mailbox, wants_updates, durable: sink.is_some() });
-            if let Some(path) = sink {
-                sinks.push((path, consumer.clone()));
-            }
-            consumers.push(consumer);
-        }
+        let Outputs { consumers, sinks, mut arbiters, publications } =
+            start_outputs(settings, extra_outputs, &feed, &unwritten, &health, &metrics, &log)?;
 
         let tokens = TokenActor::new(
-            TokenConfig {
-                login_base: settings.genesys.login_base(),
-                client_id: settings.genesys.client_id.clone(),
-                client_secret: secret,
-                refresh_margin: settings.genesys.token_refresh_margin,
-                request_timeout: settings.genesys.request_timeout,
-                backoff_initial: settings.reconnect.initial_backoff,
-                backoff_max: settings.reconnect.max_backoff,
-                max_retry_after: settings.genesys.max_retry_after,
-            },
+            token_config(settings, secret),
             health.clone(),
             metrics.clone(),
             log.new(o!("actor" => "token")),
@@ -200,19 +286,7 @@ impl Daemon {
             channel::channel::<TimelineActor>(timeline_inbox.capacity());
         let timeline = Addr::new(timeline_sender);
         let backfill = BackfillActor::new(
-            BackfillConfig {
-                api_base: settings.genesys.api_base(),
-                queues: settings.subscription.queues.clone(),
-                search_lead: settings.backfill.search_lead,
-                users: settings.subscription.users.clone(),
-                request_timeout: settings.genesys.request_timeout,
-                concurrency: settings.backfill.concurrency,
-                max_attempts: settings.backfill.max_attempts,
-                backoff_initial: settings.reconnect.initial_backoff,
-                backoff_max: settings.reconnect.max_backoff,
-                time_window: settings.pipeline.time_window(),
-                max_retry_after: settings.genesys.max_retry_after,
-            },
+            backfill_config(settings),
             tokens.clone(),
             timeline.clone().recipient(),
             timeline.clone().recipient(),
@@ -274,51 +348,22 @@ impl Daemon {
             socket_gap: timeline.clone().recipient(),
             tokens: tokens.clone(),
         };
-        let connection_config = ConnectionConfig {
-            max_frame_bytes: settings.pipeline.max_frame_bytes,
-            connect_timeout: settings.reconnect.connect_timeout,
-            rotation_overlap: settings.reconnect.rotation_overlap,
-            backoff_initial: settings.reconnect.initial_backoff,
-            backoff_max: settings.reconnect.max_backoff,
-            pause_reading_at: settings
-                .pipeline
-                .pause_reading
-                .then(|| (settings.pipeline.timeline_mailbox * 3 / 4).max(1) as i64),
-            time_window: settings.pipeline.time_window(),
-            resumed,
-        };
+        let connection_config = connection_config(settings, resumed);
         let connection = {
             let (liveness, metrics, log) =
                 (liveness.clone(), metrics.clone(), log.new(o!("actor" => "connection")));
             Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
         };
         heartbeat_context.run(HeartbeatActor::new(
-            HeartbeatConfig {
-                ping_interval: settings.heartbeat.ping_interval,
-                stale_timeout: settings.heartbeat.stale_timeout,
-            },
+            heartbeat_config(settings),
             liveness.clone(),
             connection.clone().recipient(),
             connection.clone().recipient(),
             connection.clone().recipient(),
             metrics.clone(),
         ));
-        let subscription = &settings.subscription;
         subscription_context.run(SubscriptionActor::new(
-            SubscriptionConfig {
-                api_base: settings.genesys.api_base(),
-                dialect: settings.genesys.dialect,
-                interest: Interest {
-                    queues: subscription.queues.clone(),
-                    users: subscription.users.clone(),
-                    conversations: subscription.conversations.clone(),
-                    media: subscription.media.clone(),
-                },
-                request_timeout: settings.genesys.request_timeout,
-                backoff_initial: settings.reconnect.initial_backoff,
-                backoff_max: settings.reconnect.max_backoff,
-                max_retry_after: settings.genesys.max_retry_after,
-            },
+            subscription_config(settings),
             tokens,
             connection.clone().recipient(),
             health.clone(),
