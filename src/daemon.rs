@@ -137,6 +137,19 @@ fn subscription_config(settings: &Settings) -> SubscriptionConfig {
     }
 }
 
+/// Bind `http.listen` and serve `state` there.
+fn serve_http(
+    settings: &Settings,
+    state: HttpState,
+) -> Result<(std::net::SocketAddr, actix_web::dev::ServerHandle), DaemonError> {
+    let listen = &settings.http.listen;
+    let address = listen.parse().map_err(|_| DaemonError::Http {
+        listen: listen.clone(),
+        error: std::io::Error::other("not an address:port"),
+    })?;
+    http::start(address, state).map_err(|error| DaemonError::Http { listen: listen.clone(), error })
+}
+
 /// The daemon's outputs, each a ConsumerActor on its own arbiter with its own mailbox.
 struct Outputs {
     consumers: Vec<Addr<ConsumerActor>>,
@@ -381,13 +394,9 @@ impl Daemon {
             metrics: metrics.clone(),
             stale_timeout,
         };
-        let listen = settings.http.listen.parse().map_err(|_| DaemonError::Http {
-            listen: settings.http.listen.clone(),
-            error: std::io::Error::other("not an address:port"),
-        })?;
         let readiness_probe = probe.clone();
-        let (http_addr, http) = http::start(
-            listen,
+        let (http_addr, http) = serve_http(
+            settings,
             HttpState {
                 metrics: metrics.clone(),
                 timelines: timelines.clone(),
@@ -396,8 +405,7 @@ impl Daemon {
                 feed_clients: Default::default(),
                 max_feed_clients: settings.http.max_feed_clients,
             },
-        )
-        .map_err(|error| DaemonError::Http { listen: settings.http.listen.clone(), error })?;
+        )?;
         info!(log, "http listening"; "address" => %http_addr);
         Ok(Daemon {
             http_addr,
