@@ -95,6 +95,11 @@ impl Reassembly {
     pub fn reset(&mut self) {
         self.partial = None;
     }
+
+    /// Bytes held of a message still being reassembled (never more than the limit).
+    pub fn held(&self) -> usize {
+        self.partial.as_ref().map_or(0, |(_, buffer)| buffer.len())
+    }
 }
 
 /// Facts about the current socket that the HeartbeatActor reads without a message per

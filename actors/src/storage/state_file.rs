@@ -107,12 +107,9 @@ pub fn load(directory: &Path) -> Loaded {
     let unusable = match std::fs::read(&path) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Loaded::default(),
         Err(error) => error.to_string(),
-        Ok(bytes) => match serde_json::from_slice::<SavedState>(&bytes) {
-            Ok(state) if state.version == FORMAT_VERSION => {
-                return Loaded { state: Some(state), problem: None };
-            }
-            Ok(state) => format!("unknown format version {}", state.version),
-            Err(error) => error.to_string(),
+        Ok(bytes) => match parse(&bytes) {
+            Ok(state) => return Loaded { state: Some(state), problem: None },
+            Err(why) => why,
         },
     };
     let aside = directory.join(format!("{STATE_FILE}.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
@@ -124,6 +121,16 @@ pub fn load(directory: &Path) -> Loaded {
         Err(move_error) => StateError::Stuck { path: path_text, error: unusable, move_error },
     };
     Loaded { state: None, problem: Some(problem) }
+}
+
+/// The decoder of the state file's bytes: a [`SavedState`] of the current format, or why
+/// the bytes are not one.
+pub fn parse(bytes: &[u8]) -> Result<SavedState, String> {
+    match serde_json::from_slice::<SavedState>(bytes) {
+        Ok(state) if state.version == FORMAT_VERSION => Ok(state),
+        Ok(state) => Err(format!("unknown format version {}", state.version)),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 fn remove_interrupted_saves(directory: &Path) {

@@ -89,15 +89,16 @@ pub(crate) struct TopicRef<'a> {
     pub id: &'a str,
 }
 
+/// The decoder of the answer to `PUT …/channels/{id}/subscriptions`.
 #[derive(Deserialize)]
-pub(crate) struct SubscriptionEntities {
+pub struct SubscriptionEntities {
     #[serde(default)]
     pub entities: Vec<SubscriptionEntity>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SubscriptionEntity {
+pub struct SubscriptionEntity {
     pub id: String,
     pub state: Option<String>,
     pub rejection_reason: Option<String>,

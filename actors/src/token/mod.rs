@@ -16,8 +16,9 @@ pub struct AccessToken {
     pub expires_at: Instant,
 }
 
+/// The decoder of the login server's token response body (`serde_json::from_slice`).
 #[derive(Deserialize)]
-pub(crate) struct TokenResponse {
+pub struct TokenResponse {
     pub access_token: String,
     pub expires_in: u64,
 }
@@ -28,7 +29,7 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 impl TokenResponse {
     /// `expires_in`, at most [`MAX_TOKEN_LIFETIME`].
-    pub(crate) fn lifetime(&self) -> Duration {
+    pub fn lifetime(&self) -> Duration {
         Duration::from_secs(self.expires_in).min(MAX_TOKEN_LIFETIME)
     }
 }
@@ -65,7 +66,8 @@ impl TokenError {
         }
     }
 
-    pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+    /// The decoder of the login server's error answers (the body of a 400/401/403).
+    pub fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
         match status {
             429 => TokenError::RateLimited(retry_after),
             400 | 401 | 403 => {
