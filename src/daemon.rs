@@ -12,10 +12,10 @@ use slog::{info, o, Logger};
 use std::sync::Arc;
 use timelined_actors::backfill::actor::{BackfillActor, BackfillConfig};
 use timelined_actors::connection::actor::{ConnectionActor, ConnectionConfig, ConnectionLinks, Shutdown};
-use timelined_actors::connection::Liveness;
 use timelined_actors::consumer::actor::{ConsumerActor, Flush, Reopen};
 use timelined_actors::consumer::{LogOutput, Output};
 use timelined_actors::health::Health;
+use timelined_actors::health::Liveness;
 use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
 use timelined_actors::mailbox::{Inbox, Mailbox};
 use timelined_actors::metrics::{Metrics, Stage};
@@ -28,7 +28,7 @@ use timelined_actors::timeline::actor::Publication;
 use timelined_actors::timeline::actor::{
     Alive, CloseAll, ConsumerLink, Drain, Persist, Settle, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
-use timelined_actors::timeline::state::Unwritten;
+use timelined_actors::timeline::state::{StateStore, Unwritten};
 use timelined_actors::timeline::{GapLedger, OpenTimelines, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
@@ -310,7 +310,7 @@ impl Daemon {
         let book = resume(settings, timelines.clone(), &log);
         let resumed = book.open_count() > 0;
         let state = match &settings.state.directory {
-            Some(directory) => Some(
+            Some(directory) => Some(Box::new(
                 StateWriter::start(
                     directory.clone(),
                     health.clone(),
@@ -321,7 +321,7 @@ impl Daemon {
                     path: directory.display().to_string(),
                     error,
                 })?,
-            ),
+            ) as Box<dyn StateStore>),
             None => None,
         };
         let timeline_actor = TimelineActor::new(

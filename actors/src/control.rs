@@ -1,10 +1,28 @@
 //! The control messages among the three actors that keep one stream up — ConnectionActor,
-//! HeartbeatActor, SubscriptionActor — in a module of their own, so that none of the three
-//! imports another: each names only the messages it sends and handles.
+//! HeartbeatActor, SubscriptionActor — and the [`Target`] a `Connect` carries, in a module
+//! of their own, so that none of the three imports another: each names only the messages
+//! it sends and handles.
 
-use crate::connection::Target;
 use crate::metrics::ReconnectCause;
+use crate::wire::Dialect;
 use actix::Message;
+
+/// Where to connect and what to send once connected.
+#[derive(Clone)]
+pub struct Target {
+    /// A channel's `connectUri`, or the analytics-stream URL.
+    pub url: String,
+    pub dialect: Dialect,
+    /// Analytics-stream: the filter message sent after `{"status":"connected"}`.
+    pub filter: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for Target {
+    // The connectUri carries the channel id, which grants access to the stream.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
 
 /// Subscription → connection: connect to this target; an open socket is replaced
 /// make-before-break.

@@ -3,11 +3,10 @@
 //! open and fresh, and which outputs (sinks, the state directory) are failing and why.
 //! Each actor or output sets only its own fact.
 
-use crate::connection::Liveness;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 pub struct Health {
@@ -83,6 +82,53 @@ impl Health {
     }
 }
 
+/// Facts about the current socket that the HeartbeatActor reads without a message per
+/// frame: which socket generation is open (0 = none) and when the last frame arrived.
+#[derive(Debug)]
+pub struct Liveness {
+    epoch: Instant,
+    open_generation: AtomicU64,
+    last_frame_ms: AtomicU64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            epoch: Instant::now(),
+            open_generation: AtomicU64::new(0),
+            last_frame_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Liveness {
+    pub fn opened(&self, generation: u64) {
+        self.frame_seen();
+        self.open_generation.store(generation, Ordering::Release);
+    }
+
+    pub fn closed(&self, generation: u64) {
+        let _ = self.open_generation.compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub fn frame_seen(&self) {
+        self.last_frame_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
+    }
+
+    /// The open socket's generation, if one is open.
+    pub fn open_generation(&self) -> Option<u64> {
+        match self.open_generation.load(Ordering::Acquire) {
+            0 => None,
+            generation => Some(generation),
+        }
+    }
+
+    pub fn since_last_frame(&self) -> Duration {
+        let last = Duration::from_millis(self.last_frame_ms.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +168,16 @@ mod tests {
         health.output("sink /x.jsonl", None);
         health.output("state directory /s", None);
         assert_eq!(health.readiness(&liveness, Duration::from_secs(30)), Ok(()));
+    }
+
+    #[test]
+    fn liveness_tracks_the_open_generation_only() {
+        let liveness = Liveness::default();
+        assert_eq!(liveness.open_generation(), None);
+        liveness.opened(3);
+        liveness.closed(2); // a stale close from an older socket changes nothing
+        assert_eq!(liveness.open_generation(), Some(3));
+        liveness.closed(3);
+        assert_eq!(liveness.open_generation(), None);
     }
 }

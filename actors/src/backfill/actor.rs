@@ -5,12 +5,11 @@
 //! network errors with backoff, up to `max_attempts`. Every answer — events or a final
 //! failure — goes back to the TimelineActor as a `BackfillResult`.
 
-use super::BackfillError;
+use super::{BackfillError, BackfillRequest};
 use crate::backoff::Backoff;
 use crate::event::ParticipantEvent;
 use crate::internal_events::printable;
 use crate::metrics::{BackfillLabels, BackfillOutcome, Metrics};
-use crate::timeline::BackfillRequest;
 use crate::token::actor::{GetToken, Invalidate, TokenActor};
 use actix::prelude::*;
 use rand::Rng;

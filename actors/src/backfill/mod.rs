@@ -12,6 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
 
+/// Ask for a conversation's current state over REST, to heal its gaps up to `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackfillRequest {
+    pub conversation: String,
+    pub epoch: u32,
+}
+
 /// Slack on each side of an outage's event-time window: clocks and ordering are not exact.
 const WINDOW_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 

@@ -5,9 +5,10 @@
 //! it, the restart waits out a jittered backoff and reconnects. Each socket has a
 //! generation id so that anything arriving from an older socket is ignored.
 
-use super::{Fragment, FrameKind, Liveness, Reassembly, ReassemblyError, Target};
+use super::{Fragment, FrameKind, Reassembly, ReassemblyError};
 use crate::backoff::Backoff;
-use crate::control::{ChannelClosing, ChannelLost, Connect, PongReceived, SendPing, Stale, Stalled};
+use crate::control::{ChannelClosing, ChannelLost, Connect, PongReceived, SendPing, Stale, Stalled, Target};
+use crate::health::Liveness;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::Mailbox;
 use crate::metrics::{CauseLabels, Metrics, ReconnectCause};

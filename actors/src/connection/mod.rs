@@ -1,30 +1,11 @@
-//! The streaming socket's pure parts: where to connect and what to say first
-//! ([`Target`]), continuation-frame reassembly, and the liveness facts shared with the
-//! HeartbeatActor. The actor that owns the socket is in [`actor`].
+//! The streaming socket's pure part: continuation-frame reassembly. The actor that owns
+//! the socket is in [`actor`]; where it connects ([`crate::control::Target`]) comes with
+//! the `Connect` message, and what it tells the HeartbeatActor without a message per frame
+//! is [`crate::health::Liveness`].
 
 pub mod actor;
 
-use crate::wire::Dialect;
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// Where to connect and what to send once connected.
-#[derive(Clone)]
-pub struct Target {
-    /// A channel's `connectUri`, or the analytics-stream URL.
-    pub url: String,
-    pub dialect: Dialect,
-    /// Analytics-stream: the filter message sent after `{"status":"connected"}`.
-    pub filter: Option<serde_json::Value>,
-}
-
-impl std::fmt::Debug for Target {
-    // The connectUri carries the channel id, which grants access to the stream.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("dialect", &self.dialect).finish_non_exhaustive()
-    }
-}
 
 /// Text or binary, as the first frame of a fragmented message said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,53 +83,6 @@ impl Reassembly {
     }
 }
 
-/// Facts about the current socket that the HeartbeatActor reads without a message per
-/// frame: which socket generation is open (0 = none) and when the last frame arrived.
-#[derive(Debug)]
-pub struct Liveness {
-    epoch: Instant,
-    open_generation: AtomicU64,
-    last_frame_ms: AtomicU64,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Liveness {
-            epoch: Instant::now(),
-            open_generation: AtomicU64::new(0),
-            last_frame_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Liveness {
-    pub fn opened(&self, generation: u64) {
-        self.frame_seen();
-        self.open_generation.store(generation, Ordering::Release);
-    }
-
-    pub fn closed(&self, generation: u64) {
-        let _ = self.open_generation.compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    pub fn frame_seen(&self) {
-        self.last_frame_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
-    }
-
-    /// The open socket's generation, if one is open.
-    pub fn open_generation(&self) -> Option<u64> {
-        match self.open_generation.load(Ordering::Acquire) {
-            0 => None,
-            generation => Some(generation),
-        }
-    }
-
-    pub fn since_last_frame(&self) -> Duration {
-        let last = Duration::from_millis(self.last_frame_ms.load(Ordering::Acquire));
-        self.epoch.elapsed().saturating_sub(last)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,16 +112,5 @@ mod tests {
             Err(ReassemblyError::Oversized { limit: 4 })
         );
         assert_eq!(reassembly.push(Fragment::Last(Bytes::from_static(b"f"))), Err(ReassemblyError::Orphan));
-    }
-
-    #[test]
-    fn liveness_tracks_the_open_generation_only() {
-        let liveness = Liveness::default();
-        assert_eq!(liveness.open_generation(), None);
-        liveness.opened(3);
-        liveness.closed(2); // a stale close from an older socket changes nothing
-        assert_eq!(liveness.open_generation(), Some(3));
-        liveness.closed(3);
-        assert_eq!(liveness.open_generation(), None);
     }
 }

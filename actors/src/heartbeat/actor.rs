@@ -5,8 +5,8 @@
 //! meanwhile may be lost. Freshness is read from the shared [`Liveness`], which the
 //! ConnectionActor updates on every frame.
 
-use crate::connection::Liveness;
 use crate::control::{PongReceived, SendPing, Stale, Stalled};
+use crate::health::Liveness;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use std::sync::Arc;

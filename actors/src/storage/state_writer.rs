@@ -8,21 +8,12 @@
 use super::state_file::{self, StateError};
 use crate::health::Health;
 use crate::metrics::{Metrics, OutputKind};
-use crate::timeline::state::Snapshot;
+use crate::timeline::state::{FinalSave, SaveError, Snapshot, StateStore};
 use slog::{error, info, Logger};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
-
-/// How the shutdown save went.
-#[derive(Debug)]
-pub struct FinalSave {
-    /// Open timelines saved (the unwritten closed ones included).
-    pub saved: usize,
-    /// A checkpoint was being written when it was asked for, and was abandoned for it.
-    pub superseded_checkpoint: bool,
-}
 
 enum Job {
     Checkpoint(Snapshot),
@@ -105,6 +96,16 @@ impl StateWriter {
         };
         self.jobs.send(Job::Final(snapshot, answer)).map_err(|_| gone())?;
         answered.recv().map_err(|_| gone())?
+    }
+}
+
+impl StateStore for StateWriter {
+    fn checkpoint(&self, snapshot: &mut dyn FnMut() -> Snapshot) -> bool {
+        StateWriter::checkpoint(self, snapshot)
+    }
+
+    fn save_final(&self, snapshot: Snapshot) -> Result<FinalSave, SaveError> {
+        Ok(StateWriter::save_final(self, snapshot)?)
     }
 }
 

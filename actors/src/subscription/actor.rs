@@ -8,8 +8,7 @@
 
 use super::{Channel, Interest, SubscriptionEntities, TopicRef};
 use crate::backoff::Backoff;
-use crate::connection::Target;
-use crate::control::{ChannelClosing, ChannelLost, Connect};
+use crate::control::{ChannelClosing, ChannelLost, Connect, Target};
 use crate::health::Health;
 use crate::internal_events::printable;
 use crate::metrics::ReconnectCause;

@@ -4,7 +4,7 @@
 //! zero); its tick closes what has ended. Everything goes to every consumer, each through
 //! its own bounded mailbox, the entries of one release as one message.
 
-use super::state::Unwritten;
+use super::state::{FinalSave, SaveError, StateStore, Unwritten};
 use super::{Applied, CloseReason, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
@@ -13,8 +13,6 @@ use crate::internal_events::BadInputLog;
 use crate::mailbox::{Inbox, Mailbox, Weighted};
 use crate::metrics::{DropReason, Metrics};
 use crate::record::TimelineRecord;
-use crate::storage::state_file::StateError;
-use crate::storage::state_writer::{FinalSave, StateWriter};
 use actix::prelude::*;
 use slog::{warn, Logger};
 use std::collections::HashSet;
@@ -65,7 +63,7 @@ pub struct Settle;
 /// Shutdown with a state directory, last step: save what is open, and what closed but no
 /// sink has made durable, for the next start — superseding a checkpoint in flight.
 #[derive(Message)]
-#[rtype(result = "Result<FinalSave, StateError>")]
+#[rtype(result = "Result<FinalSave, SaveError>")]
 pub struct Persist;
 
 /// Answers at once: the actor system's loop is turning (systemd watchdog).
@@ -112,7 +110,7 @@ pub struct TimelineLinks {
     /// Where an outage is searched for conversations missed entirely.
     pub discover: Option<Recipient<Discover>>,
     /// Writes checkpoints and the shutdown save (none = nothing saved).
-    pub state: Option<StateWriter>,
+    pub state: Option<Box<dyn StateStore>>,
     /// Closed timelines not yet durable in every sink (saved as open meanwhile).
     pub unwritten: Arc<Unwritten>,
 }
@@ -202,7 +200,7 @@ impl TimelineActor {
     /// started again.
     fn checkpoint(&mut self) {
         if let Some(writer) = &self.links.state {
-            writer.checkpoint(|| self.book.snapshot(&self.links.unwritten));
+            writer.checkpoint(&mut || self.book.snapshot(&self.links.unwritten));
         }
     }
 
@@ -363,7 +361,7 @@ impl Handler<Settle> for TimelineActor {
 }
 
 impl Handler<Persist> for TimelineActor {
-    type Result = Result<FinalSave, StateError>;
+    type Result = Result<FinalSave, SaveError>;
 
     /// Blocks this actor's thread until the save is durable: at shutdown nothing else is
     /// left for it to do.

@@ -4,6 +4,7 @@
 
 use super::state::{SavedState, Snapshot, Unwritten};
 use super::{millis, Applied, GapCause, Timeline, TimelineRules};
+use crate::backfill::BackfillRequest;
 use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
 use chrono::{DateTime, Utc};
@@ -11,13 +12,6 @@ use dashmap::DashMap;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Ask for a conversation's current state over REST, to heal its gaps up to `epoch`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BackfillRequest {
-    pub conversation: String,
-    pub epoch: u32,
-}
 
 /// A published join or leave, for the log and the live feed.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,9 +9,7 @@ pub mod actor;
 mod book;
 pub mod state;
 
-pub use book::{
-    BackfillRequest, CloseReason, GapLedger, OpenTimelines, Restored, Tick, TimelineBook, TimelineUpdate,
-};
+pub use book::{CloseReason, GapLedger, OpenTimelines, Restored, Tick, TimelineBook, TimelineUpdate};
 
 use crate::compact::{CompactId, Symbol};
 use crate::event::{Action, Fingerprint, ParticipantEvent};

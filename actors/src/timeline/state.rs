@@ -31,6 +31,31 @@ impl SavedState {
     }
 }
 
+/// Where the TimelineActor saves the open timelines: the actor decides when, the store
+/// (`storage::state_writer::StateWriter`) how. A trait here, so that the timeline does not
+/// import the storage that reads and writes its types.
+pub trait StateStore: Send {
+    /// Start a checkpoint unless one is still being written or the shutdown save was asked
+    /// for; `snapshot` is taken only if it starts. Returns whether it started.
+    fn checkpoint(&self, snapshot: &mut dyn FnMut() -> Snapshot) -> bool;
+
+    /// The shutdown save: supersedes a checkpoint in flight, and answers once `snapshot`
+    /// is durable or has failed.
+    fn save_final(&self, snapshot: Snapshot) -> Result<FinalSave, SaveError>;
+}
+
+/// Why a save failed, as the store reports it (a file error, with its path).
+pub type SaveError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How the shutdown save went.
+#[derive(Debug)]
+pub struct FinalSave {
+    /// Open timelines saved (the unwritten closed ones included).
+    pub saved: usize,
+    /// A checkpoint was being written when it was asked for, and was abandoned for it.
+    pub superseded_checkpoint: bool,
+}
+
 /// What a save writes, read from the live map as it is written: each open timeline is
 /// rendered and written in turn, so saving a million holds one record at a time, and the
 /// map is locked only for the moment of each. It serializes as a [`SavedState`].

@@ -1,5 +1,6 @@
 use super::state::Unwritten;
 use super::*;
+use crate::backfill::BackfillRequest;
 use crate::event::EventDetails;
 use dashmap::DashMap;
 use proptest::prelude::*;
