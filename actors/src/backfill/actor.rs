@@ -38,10 +38,10 @@ pub struct BackfillConfig {
     pub time_window: crate::event::TimeWindow,
 }
 
-/// Heal this conversation's gaps.
+/// Heal these conversations' gaps: what one tick of the timeline found.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Backfill(pub BackfillRequest);
+pub struct Backfill(pub Vec<BackfillRequest>);
 
 /// Find the conversations that started in this event-time window (an outage).
 #[derive(Message)]
@@ -191,7 +191,7 @@ impl BackfillActor {
                             + wait.mul_f64(rand::rng().random::<f64>() * 0.2))
                         .min(self.config.max_retry_after),
                         BackfillError::Unauthorized => {
-                            self.tokens.do_send(Invalidate);
+                            self.tokens.do_send(Invalidate); // once per refused call, at most `concurrency` in flight; lost only at shutdown
                             self.config.backoff_initial
                         }
                         _ => self.backoff.next_delay(&mut rand::rng()),
@@ -313,7 +313,7 @@ async fn search(
             Err(error) if error.retryable() && attempts + 1 < config.max_attempts => {
                 attempts += 1;
                 if error == BackfillError::Unauthorized {
-                    tokens.do_send(Invalidate);
+                    tokens.do_send(Invalidate); // once per refused attempt of the search; lost only at shutdown
                 }
                 let delay = match &error {
                     BackfillError::RateLimited(Some(wait)) => *wait,
@@ -343,7 +343,7 @@ impl Handler<Discover> for BackfillActor {
         ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
             Ok(ids) => {
                 debug!(act.log, "outage searched"; "conversations" => ids.len());
-                act.discovered.do_send(Discovered(ids));
+                act.discovered.do_send(Discovered(ids)); // once per outage searched; lost only if the timeline actor stopped (shutdown)
             }
             Err(error) => {
                 act.metrics.backfills.get_or_create(&BackfillLabels { outcome: error.outcome() }).inc();
@@ -361,8 +361,10 @@ impl Actor for BackfillActor {
 impl Handler<Backfill> for BackfillActor {
     type Result = ();
 
-    fn handle(&mut self, Backfill(request): Backfill, ctx: &mut Context<Self>) {
-        self.enqueue(request);
+    fn handle(&mut self, Backfill(requests): Backfill, ctx: &mut Context<Self>) {
+        for request in requests {
+            self.enqueue(request);
+        }
         self.pump(ctx);
     }
 }

@@ -83,6 +83,8 @@ pub struct ConnectionActor {
     links: ConnectionLinks,
     target: Option<Target>,
     generation: u64,
+    /// The socket generation whose `socket_closing` was passed on (repeats are not).
+    closing_announced: u64,
     sink: Option<SinkWrite<ws::Message, WsSink>>,
     /// The previous socket during a make-before-break rotation, still streaming.
     retiring: Option<(u64, SinkWrite<ws::Message, WsSink>)>,
@@ -122,6 +124,7 @@ impl ConnectionActor {
             links,
             target: None,
             generation: 0,
+            closing_announced: 0,
             sink: None,
             retiring: None,
             down_since,
@@ -218,10 +221,9 @@ impl ConnectionActor {
             ctx.run_later(self.config.rotation_overlap, move |act, _| act.retire(old_generation));
         }
         if self.down_since.take().is_some() {
-            // Control, not data: `do_send` queues it even into a full mailbox (`try_send`
-            // would lose it, and the outage would go unhealed); it fails only if the
-            // timeline actor is gone, and then nothing is left to heal.
-            self.links.socket_gap.do_send(SocketGap);
+            // Control, not data: queued even into a full mailbox (a bounded send would
+            // lose it, and the outage would go unhealed).
+            self.links.socket_gap.do_send(SocketGap); // once per outage; lost only if the timeline actor stopped, with nothing left to heal
         }
     }
 
@@ -262,18 +264,16 @@ impl ConnectionActor {
         }
     }
 
-    /// Tell the heartbeat its ping was answered. `do_send`: one per ping interval cannot
-    /// flood its mailbox, and a lost one would read as a stall; it fails only once the
-    /// heartbeat actor is gone, at shutdown.
+    /// Tell the heartbeat its ping was answered: queued whatever its mailbox holds, since a
+    /// lost one would read as a stall.
     fn pong(&self) {
-        self.links.pong.do_send(PongReceived);
+        self.links.pong.do_send(PongReceived); // one per ping sent; lost only if the heartbeat actor stopped (shutdown)
     }
 
-    /// Tell the subscription actor its channel is no use. Control, not data: `do_send`
-    /// queues it even into a full mailbox (a lost one would leave us with no channel); it
-    /// fails only once the subscription actor is gone, at shutdown.
+    /// Tell the subscription actor its channel is no use. Control, not data: queued even
+    /// into a full mailbox (a lost one would leave us with no channel).
     fn channel_lost(&self, cause: ReconnectCause) {
-        self.links.channel_lost.do_send(ChannelLost { cause });
+        self.links.channel_lost.do_send(ChannelLost { cause }); // once per lost socket; lost only if the subscription actor stopped (shutdown)
     }
 
     /// The socket of `generation` is gone: count it and let the supervisor restart us.
@@ -473,11 +473,13 @@ impl ConnectionActor {
                     let _ = sink.write(ws::Message::Text(filter.to_string().into()));
                 }
             }
-            Decoded::SocketClosing if generation != self.generation => {}
+            Decoded::SocketClosing
+                if generation != self.generation || generation == self.closing_announced => {}
             Decoded::SocketClosing => {
                 info!(self.log, "server announced socket_closing");
-                // Control, as for `channel_lost`: queued even into a full mailbox.
-                self.links.channel_closing.do_send(ChannelClosing);
+                self.closing_announced = generation;
+                // Control, not data: queued even into a full mailbox, or the rotation is missed.
+                self.links.channel_closing.do_send(ChannelClosing); // once per socket; lost only if the subscription actor stopped (shutdown)
             }
             Decoded::ChannelGone if generation != self.generation => {
                 self.ended(generation, ReconnectCause::ChannelGone, ctx)
@@ -599,8 +601,8 @@ impl Handler<Stalled> for ConnectionActor {
         self.metrics.stream_stalls.inc();
         warn!(self.log, "the socket stalled (a ping went unanswered for a whole interval); healing what it may have lost";
             "generation" => generation);
-        // As when a socket comes back: do_send, for the same reason.
-        self.links.socket_gap.do_send(SocketGap);
+        // As when a socket comes back: queued even into a full mailbox.
+        self.links.socket_gap.do_send(SocketGap); // once per stall; lost only if the timeline actor stopped, with nothing left to heal
     }
 }
 

@@ -71,7 +71,7 @@ impl HeartbeatActor {
         if self.liveness.since_last_frame() >= self.config.stale_timeout {
             // One per check at most, to an actor that reads frames from its stream rather
             // than its mailbox: queued whatever the mailbox holds; fails only at shutdown.
-            self.stale.do_send(Stale { generation });
+            self.stale.do_send(Stale { generation }); // one per check interval; lost only if the connection actor stopped (shutdown)
             return;
         }
         let now = Instant::now();
@@ -82,7 +82,7 @@ impl HeartbeatActor {
                 None => self.awaiting_pong = Some(now),
             }
             // One per ping interval, as for `Stale`.
-            self.ping.do_send(SendPing);
+            self.ping.do_send(SendPing); // one per ping interval; lost only if the connection actor stopped (shutdown)
         }
     }
 }
@@ -108,8 +108,8 @@ impl Handler<PongReceived> for HeartbeatActor {
         if std::mem::take(&mut self.missed_pong) {
             if let Some(generation) = self.generation {
                 // Control, not data: queued even into a full mailbox, or the stall would
-                // go unhealed; it fails only once the connection actor is gone.
-                self.stalled.do_send(Stalled { generation });
+                // go unhealed.
+                self.stalled.do_send(Stalled { generation }); // once per stall; lost only if the connection actor stopped (shutdown)
             }
         }
     }

@@ -116,13 +116,12 @@ impl SubscriptionActor {
                     act.health.set_subscribed(true);
                     act.schedule_rotation(expires, ctx);
                     // Control, not data: queued even into a full mailbox (a lost
-                    // `Connect` would leave a subscribed channel unread); it fails only
-                    // once the connection actor is gone, at shutdown.
-                    act.connect.do_send(Connect(target));
+                    // `Connect` would leave a subscribed channel unread).
+                    act.connect.do_send(Connect(target)); // once per channel made; lost only if the connection actor stopped (shutdown)
                 }
                 Err(error) => {
                     if matches!(error, SetupError::Unauthorized { .. }) {
-                        act.tokens.do_send(Invalidate);
+                        act.tokens.do_send(Invalidate); // once per refused setup, paced by the backoff; lost only at shutdown
                     }
                     let mut delay = act.backoff.next_delay(&mut rand::rng());
                     if let SetupError::Http { retry_after: Some(wait), .. } = &error {
@@ -235,7 +234,7 @@ impl Actor for SubscriptionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.tokens.do_send(NotifyRefresh(ctx.address().recipient()));
+        self.tokens.do_send(NotifyRefresh(ctx.address().recipient())); // once, at start; lost only if the token actor stopped (shutdown)
         self.establish(ctx);
     }
 }
@@ -254,7 +253,7 @@ impl Handler<ChannelLost> for SubscriptionActor {
         self.health.set_subscribed(false);
         if self.config.dialect == Dialect::AnalyticsStream {
             // The stream refused our token or dropped us: a fresh token for the next try.
-            self.tokens.do_send(Invalidate);
+            self.tokens.do_send(Invalidate); // once per lost channel; lost only if the token actor stopped (shutdown)
         }
         self.establish(ctx);
     }

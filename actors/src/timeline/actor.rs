@@ -207,11 +207,8 @@ impl TimelineActor {
     fn ask_backfills(&mut self) {
         let requests = self.book.take_backfills();
         self.metrics.gaps.inc_by(requests.len() as u64);
-        if let Some(backfill) = &self.links.backfill {
-            for request in requests {
-                // Control traffic, few and not to be lost: not through a bounded mailbox.
-                backfill.do_send(Backfill(request));
-            }
+        if let (Some(backfill), false) = (&self.links.backfill, requests.is_empty()) {
+            backfill.do_send(Backfill(requests)); // one per tick, each of at most the open conversations; lost only if the backfill actor stopped (shutdown)
         }
     }
 
@@ -321,7 +318,7 @@ impl Handler<ParticipantEvents> for TimelineActor {
         let now = Instant::now();
         if let Some(latest) = events.iter().map(|e| e.at).max() {
             if let (Some((from, to)), Some(discover)) = (self.outage.observed(latest), &self.links.discover) {
-                discover.do_send(Discover { from, to });
+                discover.do_send(Discover { from, to }); // once per outage; lost only if the backfill actor stopped (shutdown)
             }
         }
         for event in events {

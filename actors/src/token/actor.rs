@@ -147,7 +147,7 @@ impl TokenActor {
                     // whatever their mailbox holds; one gone is forgotten.
                     self.refreshed.retain(|r| r.connected());
                     for recipient in &self.refreshed {
-                        recipient.do_send(news.clone());
+                        recipient.do_send(news.clone()); // once per token to each subscriber; connected ones only (checked above)
                     }
                 }
             }
