@@ -3,15 +3,15 @@
 //! The answer is checked against the ground truth (`SimHandle::truth`) and, for users,
 //! against what backfill (`GET /api/v2/conversations/{id}`) shows of each conversation.
 
-mod sim_client;
+mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use awc::Client;
 use chrono::{DateTime, Utc};
+use common::sim_client::{backfill, channel, client, connect, put_topics, token, MAX_FRAME};
 use serde_json::{json, Value};
-use sim_client::{backfill, channel, client, connect, put_topics, start, token, MAX_FRAME};
 use timelined::sim::{Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::{format_millis, TimelineRecord};
 use tokio::time::Instant;
@@ -26,8 +26,14 @@ const WIDE: &str = "2025-12-31T00:00:00.000Z/2026-01-08T00:00:00.000Z";
 /// socket listens — on a user topic no conversation is published on, so nothing needs
 /// reading while the run plays out. What the query finds is then everything played.
 async fn finished_run(client: &Client, conversations: u64) -> (SimHandle, String) {
-    let sim =
-        start(SimConfig { seed: 23, conversations, rate: 0, concurrency: 6, ..SimConfig::default() }).await;
+    let sim = common::simulator(SimConfig {
+        seed: 23,
+        conversations,
+        rate: 0,
+        concurrency: 6,
+        ..SimConfig::default()
+    })
+    .await;
     let token = token(client, &sim).await;
     let (id, uri) = channel(client, &sim, &token).await;
     let nobody = ["v2.users.nobody-at-all.conversations".to_owned()];

@@ -2,7 +2,7 @@
 //! does to an open socket (or to the next requests) what its description promises, and
 //! `hidden()` tells exactly which conversations lost a frame to it.
 
-mod sim_client;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,12 +10,12 @@ use std::time::Duration;
 use awc::ws::{Frame, Message};
 use awc::Client;
 use bytes::Bytes;
+use common::sim_client::{
+    analytics_url, channel, client, connect, create_channel, next, refused_upgrade, send_json, small_run,
+    token, Next, Socket,
+};
 use futures_util::SinkExt;
 use serde_json::{json, Value};
-use sim_client::{
-    analytics_url, channel, client, connect, create_channel, next, refused_upgrade, send_json, small_run,
-    start, token, Next, Socket,
-};
 use timelined::sim::{self, Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::{format_millis, EntryAction, TimelineRecord};
 use tokio::time::Instant;
@@ -43,7 +43,7 @@ fn queue_topics() -> Vec<String> {
 
 /// Subscribes `channel` to the queue topics: the status.
 async fn put_topics(client: &Client, sim: &SimHandle, token: &str, channel: &str) -> u16 {
-    sim_client::put_topics(client, sim, token, channel, &queue_topics()).await.0
+    common::sim_client::put_topics(client, sim, token, channel, &queue_topics()).await.0
 }
 
 /// A channel subscribed to the queue topics, with its socket open.
@@ -124,7 +124,7 @@ async fn post_faults(client: &Client, sim: &SimHandle, body: Value) -> (u16, Val
 
 #[actix_rt::test]
 async fn a_dropped_socket_ends_without_a_close_frame_in_both_dialects() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let (_, _, mut notification_socket) = notifications(&client, &sim).await;
     let token = token(&client, &sim).await;
@@ -167,7 +167,7 @@ impl<S: Socket> DynSocket for S {
 
 #[actix_rt::test]
 async fn a_close_fault_sends_its_code_to_every_socket() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let (_, uri, mut notification_socket) = notifications(&client, &sim).await;
     let token = token(&client, &sim).await;
@@ -185,7 +185,7 @@ async fn a_close_fault_sends_its_code_to_every_socket() {
 
 #[actix_rt::test]
 async fn a_stalled_socket_answers_nothing_then_resumes_and_its_losses_are_hidden() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let (_, _, mut socket) = notifications(&client, &sim).await;
     next_data(&mut socket, Instant::now() + DEADLINE).await;
@@ -245,7 +245,7 @@ async fn a_stalled_socket_answers_nothing_then_resumes_and_its_losses_are_hidden
 
 #[actix_rt::test]
 async fn a_stall_spares_sockets_opened_after_it() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let (_, _, stalled) = notifications(&client, &sim).await;
     sim.fault(Fault::Stall { seconds: 5.0 }).expect("a valid fault");
@@ -260,7 +260,7 @@ async fn a_stall_spares_sockets_opened_after_it() {
 
 #[actix_rt::test]
 async fn socket_closing_warns_then_closes_with_1001_after_the_delay() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let (_, uri, mut socket) = notifications(&client, &sim).await;
     let faulted_at = Instant::now();
@@ -282,7 +282,7 @@ async fn socket_closing_warns_then_closes_with_1001_after_the_delay() {
 
 #[actix_rt::test]
 async fn an_expired_channel_closes_its_socket_and_then_answers_404() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (id, uri) = channel(&client, &sim, &token).await;
@@ -300,7 +300,7 @@ async fn an_expired_channel_closes_its_socket_and_then_answers_404() {
 
 #[actix_rt::test]
 async fn http_faults_answer_the_next_requests_in_each_family_s_shape_then_stop() {
-    let sim = start(small_run(SEED, 1)).await;
+    let sim = common::simulator(small_run(SEED, 1)).await;
     let client = client();
     let (status, body) = post_faults(
         &client,
@@ -362,7 +362,7 @@ async fn http_faults_answer_the_next_requests_in_each_family_s_shape_then_stop()
 async fn malformed_frames_arrive_in_five_kinds_and_are_counted_and_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = dir.path().join("frames.jsonl");
-    let sim = start(SimConfig { record: Some(record.clone()), ..small_run(SEED, 1) }).await;
+    let sim = common::simulator(SimConfig { record: Some(record.clone()), ..small_run(SEED, 1) }).await;
     let client = client();
     // No topics and no filter: nothing else is sent on these sockets.
     let token = token(&client, &sim).await;
@@ -417,7 +417,7 @@ async fn malformed_frames_arrive_in_five_kinds_and_are_counted_and_recorded() {
 
 #[actix_rt::test]
 async fn oversized_and_injected_frames_arrive_as_sent() {
-    let sim = start(small_run(SEED, 1)).await;
+    let sim = common::simulator(small_run(SEED, 1)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -466,7 +466,7 @@ async fn oversized_and_injected_frames_arrive_as_sent() {
 
 #[actix_rt::test]
 async fn evicting_channels_closes_their_sockets_and_forgets_them() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (idle, idle_uri) = channel(&client, &sim, &token).await;
@@ -488,7 +488,7 @@ async fn evicting_channels_closes_their_sockets_and_forgets_them() {
 
 #[actix_rt::test]
 async fn a_revoked_token_is_refused_while_open_sockets_keep_streaming() {
-    let sim = start(steady_run()).await;
+    let sim = common::simulator(steady_run()).await;
     let client = client();
     let old = token(&client, &sim).await;
     let mut streaming = analytics(&client, &sim, &old, true).await;
@@ -512,7 +512,7 @@ async fn a_revoked_token_is_refused_while_open_sockets_keep_streaming() {
 
 #[actix_rt::test]
 async fn a_channel_can_die_with_the_token_that_created_it() {
-    let sim = start(SimConfig {
+    let sim = common::simulator(SimConfig {
         token_lifetime: Duration::from_millis(400),
         channel_dies_with_token: true,
         ..steady_run()
@@ -536,7 +536,9 @@ async fn configured_faults_wait_for_the_first_listener() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("1005"), "{error}");
 
-    let sim = start(SimConfig { faults: vec![Fault::Close { code: 4000 }], ..small_run(SEED, 1) }).await;
+    let sim =
+        common::simulator(SimConfig { faults: vec![Fault::Close { code: 4000 }], ..small_run(SEED, 1) })
+            .await;
     let client = client();
     let token = token(&client, &sim).await;
     let (id, uri) = channel(&client, &sim, &token).await;
@@ -579,7 +581,7 @@ fn expected(truth: &TimelineRecord) -> BTreeMap<String, (String, Option<String>)
 
 #[actix_rt::test]
 async fn nothing_is_hidden_in_a_fault_free_run() {
-    let sim = start(small_run(SEED, 6)).await;
+    let sim = common::simulator(small_run(SEED, 6)).await;
     let client = client();
     let (_, _, mut socket) = notifications(&client, &sim).await;
     let until = Instant::now() + DEADLINE;
@@ -606,7 +608,7 @@ async fn nothing_is_hidden_in_a_fault_free_run() {
 
 #[actix_rt::test]
 async fn every_conversation_a_dropped_client_got_wrong_is_hidden() {
-    let sim = start(SimConfig { rate: 400, ..small_run(SEED, 12) }).await;
+    let sim = common::simulator(SimConfig { rate: 400, ..small_run(SEED, 12) }).await;
     let client = client();
     let (_, _, mut notification_socket) = notifications(&client, &sim).await;
     let token = token(&client, &sim).await;

@@ -2,7 +2,7 @@
 //! service: OAuth token → notification channel → subscriptions → streaming socket, and the
 //! analytics-stream handshake. Each test tells one thing a client author relies on.
 
-mod sim_client;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,12 +10,12 @@ use std::time::Duration;
 use awc::ws::{Frame, Message};
 use awc::Client;
 use bytes::Bytes;
+use common::sim_client::{
+    access_token, analytics_url, backfill, client, connect, grant, next, put_topics, refused_upgrade,
+    send_json, small_run, Next, Socket, MAX_FRAME,
+};
 use futures_util::SinkExt;
 use serde_json::{json, Value};
-use sim_client::{
-    access_token, analytics_url, backfill, client, connect, grant, next, put_topics, refused_upgrade,
-    send_json, small_run, start, Next, Socket, MAX_FRAME,
-};
 use timelined::sim::{SimConfig, SimHandle, DEFAULT_QUEUES};
 use timelined_actors::record::TimelineRecord;
 use tokio::time::Instant;
@@ -122,7 +122,9 @@ fn expected(truth: &[TimelineRecord]) -> Derived {
 
 #[actix_rt::test]
 async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
-    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(150), ..small_run(SEED, 4) }).await;
+    let sim =
+        common::simulator(SimConfig { heartbeat_interval: Duration::from_millis(150), ..small_run(SEED, 4) })
+            .await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -204,7 +206,7 @@ async fn a_subscribed_socket_receives_every_join_and_leave_and_answers_pings() {
 
 #[actix_rt::test]
 async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
-    let sim = start(small_run(SEED, 3)).await;
+    let sim = common::simulator(small_run(SEED, 3)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -243,7 +245,7 @@ async fn topics_can_be_added_over_the_socket_and_user_topics_carry_agents() {
 
 #[actix_rt::test]
 async fn api_calls_without_a_valid_token_are_refused() {
-    let sim = start(small_run(SEED, 1)).await;
+    let sim = common::simulator(small_run(SEED, 1)).await;
     let client = client();
     let channels = format!("{}/api/v2/notifications/channels", sim.base_url());
 
@@ -282,7 +284,7 @@ async fn api_calls_without_a_valid_token_are_refused() {
 
 #[actix_rt::test]
 async fn an_unknown_channel_refuses_the_upgrade_with_404() {
-    let sim = start(small_run(SEED, 1)).await;
+    let sim = common::simulator(small_run(SEED, 1)).await;
     let uri = format!("ws://{}/channels/streaming-0-unknown", sim.addr());
     assert_eq!(refused_upgrade(&client(), &uri).await, 404);
     sim.stop().await;
@@ -290,7 +292,7 @@ async fn an_unknown_channel_refuses_the_upgrade_with_404() {
 
 #[actix_rt::test]
 async fn a_second_socket_on_a_channel_closes_the_first() {
-    let sim = start(small_run(SEED, 1)).await;
+    let sim = common::simulator(small_run(SEED, 1)).await;
     let client = client();
     let token = token(&client, &sim).await;
     let (_, uri) = channel(&client, &sim, &token).await;
@@ -310,7 +312,9 @@ async fn a_second_socket_on_a_channel_closes_the_first() {
 
 #[actix_rt::test]
 async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
-    let sim = start(SimConfig { heartbeat_interval: Duration::from_millis(100), ..small_run(SEED, 3) }).await;
+    let sim =
+        common::simulator(SimConfig { heartbeat_interval: Duration::from_millis(100), ..small_run(SEED, 3) })
+            .await;
     let client = client();
     let url = analytics_url(&sim);
 
@@ -395,7 +399,7 @@ async fn the_analytics_stream_handshakes_then_streams_text_and_binary_events() {
 async fn the_record_file_holds_every_frame_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("frames.jsonl");
-    let sim = start(SimConfig {
+    let sim = common::simulator(SimConfig {
         record: Some(path.clone()),
         reorder: true,
         duplicates: true,
@@ -429,7 +433,7 @@ async fn the_record_file_holds_every_frame_sent() {
 
 #[actix_rt::test]
 async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_verbatim() {
-    let sim = start(SimConfig { reorder: true, duplicates: true, ..small_run(SEED, 10) }).await;
+    let sim = common::simulator(SimConfig { reorder: true, duplicates: true, ..small_run(SEED, 10) }).await;
     let client = client();
     let token = token(&client, &sim).await;
     let url = analytics_url(&sim);
@@ -472,7 +476,9 @@ async fn reordering_shuffles_within_a_small_window_and_duplicates_repeat_frames_
 
 #[actix_rt::test]
 async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() {
-    let sim = start(SimConfig { channel_lifetime: Duration::from_millis(400), ..small_run(SEED, 1) }).await;
+    let sim =
+        common::simulator(SimConfig { channel_lifetime: Duration::from_millis(400), ..small_run(SEED, 1) })
+            .await;
     let client = client();
     let token = token(&client, &sim).await;
     let (channel, uri) = channel(&client, &sim, &token).await;
@@ -500,7 +506,9 @@ async fn an_expiring_channel_warns_with_socket_closing_then_closes_the_socket() 
 
 #[actix_rt::test]
 async fn an_expired_token_is_refused() {
-    let sim = start(SimConfig { token_lifetime: Duration::from_millis(200), ..small_run(SEED, 1) }).await;
+    let sim =
+        common::simulator(SimConfig { token_lifetime: Duration::from_millis(200), ..small_run(SEED, 1) })
+            .await;
     let client = client();
     let token = token_with_lifetime(&client, &sim).await;
     let channels = format!("{}/api/v2/notifications/channels", sim.base_url());

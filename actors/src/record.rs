@@ -26,10 +26,9 @@ pub struct TimelineRecord {
     pub entries: Vec<EntryRecord>,
 }
 
-#[cfg(test)]
 impl TimelineRecord {
-    /// A closed, complete timeline of `conversation` with nobody in it (tests of what
-    /// carries records without looking inside them).
+    /// A closed, complete timeline of `conversation` with nobody in it: the fixture of
+    /// tests of what carries records without looking inside them.
     pub fn empty(conversation: &str) -> Self {
         TimelineRecord {
             conversation_id: conversation.into(),

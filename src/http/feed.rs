@@ -448,17 +448,7 @@ mod tests {
     }
 
     fn record(id: &str) -> TimelineRecord {
-        TimelineRecord {
-            conversation_id: id.into(),
-            media_types: vec![],
-            started_at: None,
-            ended_at: None,
-            complete: false,
-            gaps: 0,
-            healed: false,
-            participants: vec![],
-            entries: vec![],
-        }
+        TimelineRecord::empty(id)
     }
 
     #[test]

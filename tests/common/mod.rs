@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod sim_client;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
-//! A Genesys client for the tests that drive the simulator on its own over loopback: start
-//! a run, get a token, open a notification channel, subscribe, connect a socket and read
-//! its frames by a deadline. Each test file keeps its own `DEADLINE` and seed.
-
-#![allow(dead_code)]
+//! A Genesys client for the tests that drive the simulator on its own over loopback: get
+//! a token, open a notification channel, subscribe, connect a socket and read its frames
+//! by a deadline. Each test file keeps its own `DEADLINE` and seed.
 
 use std::time::Duration;
 
@@ -11,7 +9,7 @@ use awc::ws::{Frame, Message};
 use awc::Client;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
-use timelined::sim::{self, SimConfig, SimHandle};
+use timelined::sim::{SimConfig, SimHandle};
 use tokio::time::{timeout_at, Instant};
 
 /// What awc's `connect` hands back, without naming the codec crate.
@@ -31,10 +29,6 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 pub fn client() -> Client {
     timelined::cli::install_crypto_provider();
     Client::builder().timeout(Duration::from_secs(3)).finish()
-}
-
-pub async fn start(config: SimConfig) -> SimHandle {
-    sim::start(config).await.expect("simulator starts")
 }
 
 /// A short, fast finite run of `conversations` from `seed`.
