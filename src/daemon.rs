@@ -74,8 +74,7 @@ fn token_config(settings: &Settings, client_secret: timelined_actors::secret::Se
         client_secret,
         refresh_margin: settings.genesys.token_refresh_margin,
         request_timeout: settings.genesys.request_timeout,
-        backoff_initial: settings.reconnect.initial_backoff,
-        backoff_max: settings.reconnect.max_backoff,
+        backoff: settings.reconnect.backoff(),
         max_retry_after: settings.genesys.max_retry_after,
     }
 }
@@ -89,8 +88,7 @@ fn backfill_config(settings: &Settings) -> BackfillConfig {
         request_timeout: settings.genesys.request_timeout,
         concurrency: settings.backfill.concurrency,
         max_attempts: settings.backfill.max_attempts,
-        backoff_initial: settings.reconnect.initial_backoff,
-        backoff_max: settings.reconnect.max_backoff,
+        backoff: settings.reconnect.backoff(),
         time_window: settings.pipeline.time_window(),
         max_retry_after: settings.genesys.max_retry_after,
     }
@@ -101,8 +99,7 @@ fn connection_config(settings: &Settings, resumed: bool) -> ConnectionConfig {
         max_frame_bytes: settings.pipeline.max_frame_bytes,
         connect_timeout: settings.reconnect.connect_timeout,
         rotation_overlap: settings.reconnect.rotation_overlap,
-        backoff_initial: settings.reconnect.initial_backoff,
-        backoff_max: settings.reconnect.max_backoff,
+        backoff: settings.reconnect.backoff(),
         pause_reading_at: settings
             .pipeline
             .pause_reading
@@ -131,8 +128,7 @@ fn subscription_config(settings: &Settings) -> SubscriptionConfig {
             media: subscription.media.clone(),
         },
         request_timeout: settings.genesys.request_timeout,
-        backoff_initial: settings.reconnect.initial_backoff,
-        backoff_max: settings.reconnect.max_backoff,
+        backoff: settings.reconnect.backoff(),
         max_retry_after: settings.genesys.max_retry_after,
     }
 }

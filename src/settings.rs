@@ -229,6 +229,12 @@ pub struct ReconnectSettings {
     pub rotation_overlap: Duration,
 }
 
+impl ReconnectSettings {
+    pub fn backoff(&self) -> timelined_actors::backoff::BackoffPolicy {
+        timelined_actors::backoff::BackoffPolicy { initial: self.initial_backoff, max: self.max_backoff }
+    }
+}
+
 impl Default for ReconnectSettings {
     fn default() -> Self {
         ReconnectSettings {
@@ -487,7 +493,17 @@ impl Settings {
         Ok(self)
     }
 
+    /// Every key checked; the first problem is the error, naming its key.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_genesys()?;
+        self.validate_subscription()?;
+        self.validate_sizes()?;
+        self.validate_durations()?;
+        self.validate_outputs()
+    }
+
+    /// Credentials, region and the service's base URLs.
+    fn validate_genesys(&self) -> Result<(), SettingsError> {
         let genesys = &self.genesys;
         if genesys.client_id.trim().is_empty() {
             return Err(invalid("genesys.client_id", "must be set (the OAuth client-credentials client id)"));
@@ -520,6 +536,12 @@ impl Settings {
                 timelined_actors::http::transport_allowed(base).map_err(|why| invalid(key, why))?;
             }
         }
+        Ok(())
+    }
+
+    /// Something to subscribe to, within one channel's topic limit.
+    fn validate_subscription(&self) -> Result<(), SettingsError> {
+        let genesys = &self.genesys;
         let subscription = &self.subscription;
         if genesys.dialect == Dialect::Notifications
             && subscription.queues.is_empty()
@@ -540,6 +562,11 @@ impl Settings {
                 format!("{topics} topics; Genesys allows at most 1000 per channel"),
             ));
         }
+        Ok(())
+    }
+
+    /// Capacities and bounds: none may be 0.
+    fn validate_sizes(&self) -> Result<(), SettingsError> {
         let pipeline = &self.pipeline;
         for (key, value) in [
             ("pipeline.timeline_mailbox", pipeline.timeline_mailbox),
@@ -565,6 +592,12 @@ impl Settings {
         if pipeline.max_participants > usize::from(u16::MAX) {
             return Err(invalid("pipeline.max_participants", "must be at most 65535"));
         }
+        Ok(())
+    }
+
+    /// Intervals and timeouts: none may be 0, and those that must follow another do.
+    fn validate_durations(&self) -> Result<(), SettingsError> {
+        let pipeline = &self.pipeline;
         for (key, value) in [
             ("pipeline.tick", pipeline.tick),
             ("pipeline.close_after", pipeline.close_after),
@@ -575,8 +608,8 @@ impl Settings {
             ("heartbeat.stale_timeout", self.heartbeat.stale_timeout),
             ("reconnect.initial_backoff", self.reconnect.initial_backoff),
             ("reconnect.connect_timeout", self.reconnect.connect_timeout),
-            ("genesys.request_timeout", genesys.request_timeout),
-            ("genesys.max_retry_after", genesys.max_retry_after),
+            ("self.genesys.request_timeout", self.genesys.request_timeout),
+            ("self.genesys.max_retry_after", self.genesys.max_retry_after),
             ("state.checkpoint_interval", self.state.checkpoint_interval),
             ("log.metrics_interval", self.log.metrics_interval),
         ] {
@@ -593,6 +626,11 @@ impl Settings {
                 "must not be shorter than reconnect.initial_backoff",
             ));
         }
+        Ok(())
+    }
+
+    /// Sinks and the HTTP listener.
+    fn validate_outputs(&self) -> Result<(), SettingsError> {
         for (index, sink) in self.sinks.iter().enumerate() {
             if let Some(first) = self.sinks[..index].iter().position(|other| other.path == sink.path) {
                 return Err(invalid(

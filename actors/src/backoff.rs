@@ -3,6 +3,22 @@
 use rand::Rng;
 use std::time::Duration;
 
+/// How an actor waits between retries: from `initial`, doubling, capped at `max`. One
+/// setting (`reconnect.initial_backoff`, `reconnect.max_backoff`) shared by every actor
+/// that retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl BackoffPolicy {
+    /// A fresh backoff, at its first step.
+    pub fn start(&self) -> Backoff {
+        Backoff::new(self.initial, self.max)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Backoff {
     initial: Duration,

@@ -6,7 +6,7 @@
 //! failure — goes back to the TimelineActor as a `BackfillResult`.
 
 use super::{BackfillError, BackfillRequest};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::event::ParticipantEvent;
 use crate::internal_events::printable;
 use crate::metrics::{BackfillLabels, BackfillOutcome, Metrics};
@@ -30,8 +30,7 @@ pub struct BackfillConfig {
     pub request_timeout: Duration,
     pub concurrency: usize,
     pub max_attempts: u32,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    pub backoff: BackoffPolicy,
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
     /// Event times accepted in an answer; the rest are rejected and counted.
@@ -92,7 +91,7 @@ impl BackfillActor {
         log: Logger,
     ) -> Self {
         BackfillActor {
-            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            backoff: config.backoff.start(),
             config,
             tokens,
             results,
@@ -192,7 +191,7 @@ impl BackfillActor {
                         .min(self.config.max_retry_after),
                         BackfillError::Unauthorized => {
                             self.tokens.do_send(Invalidate); // once per refused call, at most `concurrency` in flight; lost only at shutdown
-                            self.config.backoff_initial
+                            self.config.backoff.initial
                         }
                         _ => self.backoff.next_delay(&mut rand::rng()),
                     };
@@ -278,7 +277,7 @@ async fn search(
         format!("{}/api/v2/analytics/conversations/details/query", config.api_base.trim_end_matches('/'));
     let client = awc::Client::builder().timeout(config.request_timeout).finish();
     let mut found = Vec::new();
-    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    let mut backoff = config.backoff.start();
     let mut page = 1;
     let mut attempts = 0;
     while page <= MAX_PAGES {

@@ -6,7 +6,7 @@
 //! generation id so that anything arriving from an older socket is ignored.
 
 use super::{Fragment, FrameKind, Reassembly, ReassemblyError};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::control::{ChannelClosing, ChannelLost, Connect, PongReceived, SendPing, Stale, Stalled, Target};
 use crate::health::Liveness;
 use crate::internal_events::BadInputLog;
@@ -37,8 +37,7 @@ pub struct ConnectionConfig {
     /// new one is open.
     pub rotation_overlap: Duration,
     pub connect_timeout: Duration,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    pub backoff: BackoffPolicy,
     /// Stop reading while the timeline's mailbox holds this many messages, until it holds
     /// half as many (none: never; a full mailbox drops).
     pub pause_reading_at: Option<i64>,
@@ -118,7 +117,7 @@ impl ConnectionActor {
         let down_since = config.resumed.then(std::time::Instant::now);
         ConnectionActor {
             reassembly: Reassembly::new(config.max_frame_bytes),
-            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            backoff: config.backoff.start(),
             failed_connects: 0,
             config,
             links,

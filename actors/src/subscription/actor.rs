@@ -7,7 +7,7 @@
 //! still streams — the ConnectionActor makes the new socket before it breaks the old.
 
 use super::{Channel, Interest, SubscriptionEntities, TopicRef};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::control::{ChannelClosing, ChannelLost, Connect, Target};
 use crate::health::Health;
 use crate::internal_events::printable;
@@ -27,8 +27,7 @@ pub struct SubscriptionConfig {
     pub dialect: Dialect,
     pub interest: Interest,
     pub request_timeout: Duration,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    pub backoff: BackoffPolicy,
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
 }
@@ -74,7 +73,7 @@ impl SubscriptionActor {
         log: Logger,
     ) -> Self {
         SubscriptionActor {
-            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            backoff: config.backoff.start(),
             config,
             tokens,
             connect,

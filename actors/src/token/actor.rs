@@ -6,7 +6,7 @@
 //! backoff. Waiters keep waiting meanwhile; a still-valid token keeps being served.
 
 use super::{refresh_at, AccessToken, TokenError, TokenResponse};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::health::Health;
 use crate::internal_events::printable;
 use crate::metrics::{Metrics, TokenLabels, TokenOutcome};
@@ -25,8 +25,7 @@ pub struct TokenConfig {
     pub client_secret: Secret,
     pub refresh_margin: Duration,
     pub request_timeout: Duration,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    pub backoff: BackoffPolicy,
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
 }
@@ -69,7 +68,7 @@ pub struct TokenActor {
 impl TokenActor {
     pub fn new(config: TokenConfig, health: Arc<Health>, metrics: Arc<Metrics>, log: Logger) -> Self {
         TokenActor {
-            backoff: Backoff::new(config.backoff_initial, config.backoff_max),
+            backoff: config.backoff.start(),
             config,
             token: None,
             refresh_due: None,
@@ -158,7 +157,7 @@ impl TokenActor {
                         + wait.mul_f64(rand::rng().random::<f64>() * 0.2))
                     .min(self.config.max_retry_after),
                     // Bad credentials will not fix themselves quickly: try at the slowest pace.
-                    TokenError::Rejected(_) => self.config.backoff_max,
+                    TokenError::Rejected(_) => self.config.backoff.max,
                     _ => self.backoff.next_delay(&mut rand::rng()),
                 };
                 let still_valid = self.token.as_ref().is_some_and(|t| Instant::now() < t.expires_at);
