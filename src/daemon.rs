@@ -29,7 +29,7 @@ use timelined_actors::timeline::actor::{
     Alive, CloseAll, ConsumerLink, Drain, Persist, Settle, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
 use timelined_actors::timeline::state::{StateStore, Unwritten};
-use timelined_actors::timeline::{GapLedger, OpenTimelines, TimelineBook, TimelineRules};
+use timelined_actors::timeline::{GapLedger, OpenTimelines, OpenTimelinesView, TimelineBook, TimelineRules};
 use timelined_actors::token::actor::{TokenActor, TokenConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -395,7 +395,7 @@ impl Daemon {
             settings,
             HttpState {
                 metrics: metrics.clone(),
-                timelines: timelines.clone(),
+                timelines: OpenTimelinesView::new(timelines.clone()),
                 readiness: Arc::new(move || readiness_probe.readiness()),
                 feed,
                 feed_clients: Default::default(),

@@ -38,7 +38,7 @@ fn serve_with(feed: Arc<Feed>, max_feed_clients: usize) -> Served {
     let reason = not_ready.clone();
     let state = HttpState {
         metrics: metrics.clone(),
-        timelines: timelines.clone(),
+        timelines: timelined_actors::timeline::OpenTimelinesView::new(timelines.clone()),
         readiness: Arc::new(move || match reason.lock().unwrap().clone() {
             None => Ok(()),
             Some(why) => Err(why),

@@ -25,13 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use timelined_actors::metrics::Metrics;
 use timelined_actors::record::TimelineRecord;
-use timelined_actors::timeline::OpenTimelines;
+use timelined_actors::timeline::OpenTimelinesView;
 
 /// What the handlers read. Everything is shared with the running pipeline, read-only.
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// The open timelines (the TimelineActor's book).
-    pub timelines: Arc<OpenTimelines>,
+    pub timelines: OpenTimelinesView,
     /// `Ok` when ready to serve its purpose; else why not, in words for an operator.
     pub readiness: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     pub feed: Arc<Feed>,
@@ -195,11 +195,9 @@ struct TimelinesQuery {
 }
 
 /// The open conversations in page order (earliest start first; not yet started last; ties
-/// by id, so the order is stable). Only the start and the id are read here, each under its
-/// shard's lock for that one entry: the timeline actor is never held up by a long listing.
+/// by id, so the order is stable).
 fn open_order(state: &HttpState) -> Vec<(Option<chrono::DateTime<chrono::Utc>>, Arc<str>)> {
-    let mut open: Vec<_> =
-        state.timelines.iter().map(|entry| (entry.value().started_at(), entry.key().clone())).collect();
+    let mut open = state.timelines.starts();
     open.sort_by(|a, b| (a.0.is_none(), a.0, &a.1).cmp(&(b.0.is_none(), b.0, &b.1)));
     open
 }
@@ -224,7 +222,7 @@ async fn timelines(state: web::Data<HttpState>, query: web::Query<TimelinesQuery
     let mut page: Vec<TimelineRecord> = Vec::new();
     // Open ones are built one at a time; one closed meanwhile is skipped.
     for (_, id) in open.iter().skip(query.offset).take(limit) {
-        if let Some(record) = state.timelines.get(&**id).map(|entry| entry.value().to_record()) {
+        if let Some(record) = state.timelines.record(id) {
             page.push(record);
         }
     }
@@ -237,10 +235,7 @@ async fn timelines(state: web::Data<HttpState>, query: web::Query<TimelinesQuery
 
 async fn timeline(state: web::Data<HttpState>, id: web::Path<String>) -> HttpResponse {
     let id = id.into_inner();
-    if let Some(open) = state.timelines.get(id.as_str()) {
-        let record = open.value().to_record();
-        // Release the shard's lock before serialising.
-        drop(open);
+    if let Some(record) = state.timelines.record(&id) {
         return HttpResponse::Ok().json(record);
     }
     match state.feed.recently_closed(&id) {

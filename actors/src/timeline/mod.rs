@@ -8,8 +8,10 @@
 pub mod actor;
 mod book;
 pub mod state;
+mod view;
 
 pub use book::{CloseReason, GapLedger, OpenTimelines, Restored, Tick, TimelineBook, TimelineUpdate};
+pub use view::OpenTimelinesView;
 
 use crate::compact::{CompactId, Symbol};
 use crate::event::{Action, Fingerprint, ParticipantEvent};
