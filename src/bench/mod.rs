@@ -1,4 +1,4 @@
-//! `timelined bench <figure>`: the benchmark harness (issue 5, BENCHMARKS.md). Each
+//! `timelined bench <figure>`: the benchmark harness (its figures are in BENCHMARKS.md). Each
 //! figure is one command that starts the simulator and the daemon on loopback, drives
 //! them, and prints what it measured with the machine it ran on and whether the issue's
 //! target was met.

@@ -2,8 +2,9 @@
 //! reorder window's releases, closing and idle eviction, tombstones of the recently
 //! closed, and the gaps to backfill.
 
+use super::conversation::Due;
 use super::state::{SavedState, Snapshot, Unwritten};
-use super::{millis, Applied, GapCause, Timeline, TimelineRules};
+use super::{Applied, GapCause, Timeline, TimelineRules};
 use crate::backfill::BackfillRequest;
 use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
@@ -130,21 +131,17 @@ impl TimelineBook {
         if self.tombstones.contains(&*event.conversation) {
             return Applied::AfterClose;
         }
-        let at = millis(event.at);
         let close_after = self.rules.close_after;
         let (conversation, applied, first_seen, check) = match self.open.get_mut(&*event.conversation) {
             Some(mut timeline) => {
-                timeline.live_latest =
-                    Some(timeline.live_latest.get().map_or(at, |latest| latest.max(at))).into();
-                let applied = timeline.apply(event, now, self.rules.max_participants);
-                (timeline.conversation.clone(), applied, false, None)
+                let applied = timeline.apply_live(event, now, self.rules.max_participants);
+                (timeline.id().clone(), applied, false, None)
             }
             None => {
                 let conversation = event.conversation.clone();
                 let mut timeline = Timeline::new(conversation.clone(), now);
-                timeline.live_latest = Some(at).into();
-                timeline.check_at = now + close_after;
-                let applied = timeline.apply(event, now, self.rules.max_participants);
+                timeline.reschedule(now + close_after);
+                let applied = timeline.apply_live(event, now, self.rules.max_participants);
                 self.open.insert(conversation.clone(), Box::new(timeline));
                 (conversation, applied, true, Some(now + close_after))
             }
@@ -183,8 +180,9 @@ impl TimelineBook {
         }
         let conversation: Arc<str> = conversation.into();
         let mut timeline = Timeline::new(conversation.clone(), now);
-        timeline.check_at = now + self.rules.close_after;
-        self.checks.insert((timeline.check_at, conversation.clone()));
+        let due = now + self.rules.close_after;
+        timeline.reschedule(due);
+        self.checks.insert((due, conversation.clone()));
         self.open.insert(conversation, Box::new(timeline));
     }
 
@@ -235,29 +233,9 @@ impl TimelineBook {
         let Some(mut timeline) = self.open.get_mut(request.conversation.as_str()) else {
             return 0;
         };
-        let mut refused = 0;
-        // Missed = an event the stream had already gone past. One later than anything the
-        // stream delivered may just not have arrived yet: it proves nothing lost.
-        let watermark = timeline.live_latest.get();
-        let certain = timeline.certain_loss;
-        let mut recovered = false;
-        let mut accepted = false;
-        for event in events {
-            let at = millis(event.at);
-            match timeline.apply(event, now, self.rules.max_participants) {
-                Applied::Accepted => {
-                    accepted = true;
-                    recovered |= certain || watermark.is_none_or(|latest| at <= latest);
-                }
-                Applied::OverLimit => refused += 1,
-                Applied::Duplicate | Applied::AfterClose => {}
-            }
-        }
-        if recovered {
-            timeline.recovered();
-        }
-        timeline.backfilled(request.epoch, succeeded);
-        let conversation = timeline.conversation.clone();
+        let (accepted, refused) =
+            timeline.apply_backfill(request.epoch, events, succeeded, now, self.rules.max_participants);
+        let conversation = timeline.id().clone();
         drop(timeline);
         if accepted {
             self.held(conversation.clone(), now);
@@ -274,8 +252,8 @@ impl TimelineBook {
         let Some(mut timeline) = self.open.get_mut(conversation) else {
             return;
         };
-        if timeline.check_at > due {
-            let from = std::mem::replace(&mut timeline.check_at, due);
+        if timeline.check_at() > due {
+            let from = timeline.reschedule(due);
             drop(timeline);
             self.checks.remove(&(from, conversation.clone()));
             self.checks.insert((due, conversation.clone()));
@@ -284,13 +262,13 @@ impl TimelineBook {
 
     /// Open since before `instant`.
     pub fn open_since_before(&self, conversation: &str, instant: Instant) -> bool {
-        self.open.get(conversation).is_some_and(|t| t.first_seen < instant)
+        self.open.get(conversation).is_some_and(|t| t.first_seen() < instant)
     }
 
     /// A backfill for this conversation is already on its way (it will cover what the
     /// socket missed so far).
     pub fn backfill_pending(&self, conversation: &str) -> bool {
-        self.open.get(conversation).is_some_and(|t| t.backfill_pending)
+        self.open.get(conversation).is_some_and(|t| t.awaits_backfill())
     }
 
     /// The latest event time of any open timeline (where a resumed stream left off).
@@ -350,30 +328,19 @@ impl TimelineBook {
     /// for; then set its next check.
     fn check(&mut self, conversation: &Arc<str>, due: Instant, now: Instant, tick: &mut Tick) {
         let rules = &self.rules;
-        let (close, suspect) = {
+        let verdict = {
             let Some(mut timeline) = self.open.get_mut(conversation) else {
                 return;
             };
-            if timeline.check_at != due {
+            if timeline.check_at() != due {
                 return;
             }
-            if timeline.closable(now, rules) {
-                (Some(CloseReason::Ended), false)
-            } else if timeline.idle(now, rules) {
-                (Some(CloseReason::Idle), false)
-            } else if timeline.shows_missed_joins(now, rules) {
-                // A leave whose join never came (past the quiet period) proves events were
-                // missed — a conversation first seen mid-way. Backfill it, once.
-                timeline.orphans_backfilled = true;
-                (None, true)
-            } else if timeline.needs_verifying(now, rules) {
-                // Quiet for long, it may have ended unseen (its last frames lost with no
-                // other trace): ask once per quiet stretch.
-                timeline.verified_while_quiet = true;
-                (None, true)
-            } else {
-                (None, false)
-            }
+            timeline.due(now, rules)
+        };
+        let (close, suspect) = match verdict {
+            Due::Close(reason) => (Some(reason), false),
+            Due::Backfill => (None, true),
+            Due::Wait => (None, false),
         };
         if let Some(reason) = close {
             self.close(conversation, reason, now, tick);
@@ -385,8 +352,9 @@ impl TimelineBook {
             self.mark_gap(conversation, now, GapCause::Outage);
         }
         if let Some(mut timeline) = self.open.get_mut(conversation) {
-            timeline.check_at = timeline.next_check(now, &self.rules, RECHECK_INTERVAL);
-            self.checks.insert((timeline.check_at, conversation.clone()));
+            let next = timeline.next_check(now, &self.rules, RECHECK_INTERVAL);
+            timeline.reschedule(next);
+            self.checks.insert((next, conversation.clone()));
         }
     }
 
@@ -418,7 +386,7 @@ impl TimelineBook {
         let Some((conversation, mut timeline)) = self.open.remove(conversation) else {
             return;
         };
-        self.checks.remove(&(timeline.check_at, conversation.clone()));
+        self.checks.remove(&(timeline.check_at(), conversation.clone()));
         // Whatever is still held is published now, in order, before the summary.
         for (entry, late) in timeline.release(now, Duration::ZERO) {
             tick.updates.push(TimelineUpdate { conversation_id: conversation.clone(), entry, late });
@@ -482,9 +450,11 @@ impl TimelineBook {
                 continue;
             }
             let mut timeline = Timeline::restore(record, now);
-            timeline.check_at = now + self.rules.close_after;
-            self.checks.insert((timeline.check_at, timeline.conversation.clone()));
-            self.open.insert(timeline.conversation.clone(), Box::new(timeline));
+            let due = now + self.rules.close_after;
+            timeline.reschedule(due);
+            let conversation = timeline.id().clone();
+            self.checks.insert((due, conversation.clone()));
+            self.open.insert(conversation, Box::new(timeline));
             restored.resumed += 1;
         }
         restored
