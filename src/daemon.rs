@@ -266,118 +266,31 @@ impl Daemon {
             count: settings.pipeline.max_interned_strings,
             bytes: settings.pipeline.max_interned_bytes,
         });
-        let metrics = Arc::new(Metrics::new());
-        let timelines = Arc::new(DashMap::new());
-        let liveness = Arc::new(Liveness::default());
-        let gaps = Arc::new(GapLedger::default());
-        let health = Arc::new(Health::default());
+        let shared = Shared {
+            metrics: Arc::new(Metrics::new()),
+            timelines: Arc::new(DashMap::new()),
+            liveness: Arc::new(Liveness::default()),
+            gaps: Arc::new(GapLedger::default()),
+            health: Arc::new(Health::default()),
+        };
         let secret = settings.genesys.client_secret.clone().ok_or(DaemonError::NoSecret)?;
 
         let feed = Feed::new(settings.http.feed_capacity);
         let unwritten = Arc::new(Unwritten::new(settings.sinks.len()));
         let Outputs { consumers, sinks, mut arbiters, publications } =
-            start_outputs(settings, extra_outputs, &feed, &unwritten, &health, &metrics, &log)?;
-
+            start_outputs(settings, extra_outputs, &feed, &unwritten, &shared.health, &shared.metrics, &log)?;
         let tokens = TokenActor::new(
             token_config(settings, secret),
-            health.clone(),
-            metrics.clone(),
+            shared.health.clone(),
+            shared.metrics.clone(),
             log.new(o!("actor" => "token")),
         )
         .start();
-
-        // The timeline and the backfill worker need each other's address, and heartbeat and
-        // subscription need the connection's as it needs theirs: their mailboxes exist
-        // first, the actors run once what they point at has started.
-        let timeline_inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &metrics)
-            .with_weight_capacity(settings.pipeline.timeline_mailbox_events);
-        let (timeline_sender, timeline_receiver) =
-            channel::channel::<TimelineActor>(timeline_inbox.capacity());
-        let timeline = Addr::new(timeline_sender);
-        let backfill = BackfillActor::new(
-            backfill_config(settings),
-            tokens.clone(),
-            timeline.clone().recipient(),
-            timeline.clone().recipient(),
-            metrics.clone(),
-            log.new(o!("actor" => "backfill")),
-        )
-        .start();
-        let book = resume(settings, timelines.clone(), &log);
-        let resumed = book.open_count() > 0;
-        let state = match &settings.state.directory {
-            Some(directory) => Some(Box::new(
-                StateWriter::start(
-                    directory.clone(),
-                    health.clone(),
-                    metrics.clone(),
-                    log.new(o!("actor" => "state")),
-                )
-                .map_err(|error| DaemonError::StateDirectory {
-                    path: directory.display().to_string(),
-                    error,
-                })?,
-            ) as Box<dyn StateStore>),
-            None => None,
-        };
-        let timeline_actor = TimelineActor::new(
-            book,
-            timeline_inbox.clone(),
-            TimelineLinks {
-                consumers: publications,
-                gaps: gaps.clone(),
-                backfill: Some(backfill.clone().recipient()),
-                discover: Some(backfill.recipient()),
-                state,
-                unwritten,
-            },
-            TimelineActorConfig {
-                tick_interval: settings.pipeline.tick,
-                gap_grace: settings.pipeline.gap_grace,
-                checkpoint_interval: settings.state.checkpoint_interval,
-            },
-            metrics.clone(),
-            log.new(o!("actor" => "timeline")),
-        );
-        // Its own thread: decoding (on the connection's) and timeline work use both cores.
-        let timeline_arbiter = Arbiter::new();
-        timeline_arbiter.spawn_fn(move || {
-            Context::with_receiver(timeline_receiver).run(timeline_actor);
-        });
-        arbiters.push(timeline_arbiter);
-
-        let heartbeat_context = Context::<HeartbeatActor>::new();
-        let subscription_context = Context::<SubscriptionActor>::new();
-        let links = ConnectionLinks {
-            timeline: Mailbox::new(timeline.clone().recipient(), timeline_inbox, metrics.clone()),
-            gaps,
-            pong: heartbeat_context.address().recipient(),
-            channel_lost: subscription_context.address().recipient(),
-            channel_closing: subscription_context.address().recipient(),
-            socket_gap: timeline.clone().recipient(),
-            tokens: tokens.clone(),
-        };
-        let connection_config = connection_config(settings, resumed);
-        let connection = {
-            let (liveness, metrics, log) =
-                (liveness.clone(), metrics.clone(), log.new(o!("actor" => "connection")));
-            Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
-        };
-        heartbeat_context.run(HeartbeatActor::new(
-            heartbeat_config(settings),
-            liveness.clone(),
-            connection.clone().recipient(),
-            connection.clone().recipient(),
-            connection.clone().recipient(),
-            metrics.clone(),
-        ));
-        subscription_context.run(SubscriptionActor::new(
-            subscription_config(settings),
-            tokens,
-            connection.clone().recipient(),
-            health.clone(),
-            log.new(o!("actor" => "subscription")),
-        ));
+        let TimelineStage { address: timeline, inbox, resumed, arbiter } =
+            start_timeline(settings, &shared, publications, unwritten, &tokens, &log)?;
+        arbiters.push(arbiter);
+        let connection = start_stream(settings, &shared, &timeline, inbox, resumed, tokens, &log);
+        let Shared { metrics, timelines, liveness, health, .. } = shared;
 
         let metrics_line =
             actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
@@ -560,6 +473,139 @@ impl Probe {
             self.metrics.dropped_total()
         )
     }
+}
+
+/// What the actors and the HTTP side share, made once per daemon.
+struct Shared {
+    metrics: Arc<Metrics>,
+    timelines: Arc<OpenTimelines>,
+    liveness: Arc<Liveness>,
+    gaps: Arc<GapLedger>,
+    health: Arc<Health>,
+}
+
+/// The running TimelineActor: its address, the inbox that bounds what the connection
+/// sends it, whether it resumed saved timelines, and the thread it runs on.
+struct TimelineStage {
+    address: Addr<TimelineActor>,
+    inbox: Inbox,
+    resumed: bool,
+    arbiter: Arbiter,
+}
+
+/// The TimelineActor on a thread of its own (decoding, on the connection's, and timeline
+/// work use both cores), with what it resumed from the state directory, the state writer,
+/// and the BackfillActor it asks.
+fn start_timeline(
+    settings: &Settings,
+    shared: &Shared,
+    publications: Vec<ConsumerLink>,
+    unwritten: Arc<Unwritten>,
+    tokens: &Addr<TokenActor>,
+    log: &Logger,
+) -> Result<TimelineStage, DaemonError> {
+    // The timeline and the backfill worker need each other's address: the timeline's
+    // mailbox exists first, the actor runs once the backfill worker has started.
+    let inbox = Inbox::new(Stage::Timeline, settings.pipeline.timeline_mailbox, &shared.metrics)
+        .with_weight_capacity(settings.pipeline.timeline_mailbox_events);
+    let (sender, receiver) = channel::channel::<TimelineActor>(inbox.capacity());
+    let address = Addr::new(sender);
+    let backfill = BackfillActor::new(
+        backfill_config(settings),
+        tokens.clone(),
+        address.clone().recipient(),
+        address.clone().recipient(),
+        shared.metrics.clone(),
+        log.new(o!("actor" => "backfill")),
+    )
+    .start();
+    let book = resume(settings, shared.timelines.clone(), log);
+    let resumed = book.open_count() > 0;
+    let state = match &settings.state.directory {
+        Some(directory) => {
+            let writer = StateWriter::start(
+                directory.clone(),
+                shared.health.clone(),
+                shared.metrics.clone(),
+                log.new(o!("actor" => "state")),
+            )
+            .map_err(|error| DaemonError::StateDirectory { path: directory.display().to_string(), error })?;
+            Some(Box::new(writer) as Box<dyn StateStore>)
+        }
+        None => None,
+    };
+    let actor = TimelineActor::new(
+        book,
+        inbox.clone(),
+        TimelineLinks {
+            consumers: publications,
+            gaps: shared.gaps.clone(),
+            backfill: Some(backfill.clone().recipient()),
+            discover: Some(backfill.recipient()),
+            state,
+            unwritten,
+        },
+        TimelineActorConfig {
+            tick_interval: settings.pipeline.tick,
+            gap_grace: settings.pipeline.gap_grace,
+            checkpoint_interval: settings.state.checkpoint_interval,
+        },
+        shared.metrics.clone(),
+        log.new(o!("actor" => "timeline")),
+    );
+    let arbiter = Arbiter::new();
+    arbiter.spawn_fn(move || {
+        Context::with_receiver(receiver).run(actor);
+    });
+    Ok(TimelineStage { address, inbox, resumed, arbiter })
+}
+
+/// The three actors that keep one stream up: the supervised ConnectionActor, and the
+/// HeartbeatActor and SubscriptionActor it talks to. Each needs the others' addresses:
+/// the heartbeat's and subscription's contexts exist first, and run once the connection
+/// has started.
+fn start_stream(
+    settings: &Settings,
+    shared: &Shared,
+    timeline: &Addr<TimelineActor>,
+    timeline_inbox: Inbox,
+    resumed: bool,
+    tokens: Addr<TokenActor>,
+    log: &Logger,
+) -> Addr<ConnectionActor> {
+    let heartbeat_context = Context::<HeartbeatActor>::new();
+    let subscription_context = Context::<SubscriptionActor>::new();
+    let links = ConnectionLinks {
+        timeline: Mailbox::new(timeline.clone().recipient(), timeline_inbox, shared.metrics.clone()),
+        gaps: shared.gaps.clone(),
+        pong: heartbeat_context.address().recipient(),
+        channel_lost: subscription_context.address().recipient(),
+        channel_closing: subscription_context.address().recipient(),
+        socket_gap: timeline.clone().recipient(),
+        tokens: tokens.clone(),
+    };
+    let connection_config = connection_config(settings, resumed);
+    let connection = {
+        let (liveness, metrics, log) =
+            (shared.liveness.clone(), shared.metrics.clone(), log.new(o!("actor" => "connection")));
+        Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
+    };
+    heartbeat_context.run(HeartbeatActor::new(
+        heartbeat_config(settings),
+        shared.liveness.clone(),
+        connection.clone().recipient(),
+        connection.clone().recipient(),
+        connection.clone().recipient(),
+        shared.metrics.clone(),
+    ));
+    subscription_context.run(SubscriptionActor::new(
+        subscription_config(settings),
+        tokens,
+        connection.clone().recipient(),
+        shared.health.clone(),
+        log.new(o!("actor" => "subscription")),
+    ));
+    connection
 }
 
 /// The timeline book to start with: empty, or resumed from the state directory (those a
