@@ -75,23 +75,7 @@ impl Hub {
                     }
                 }
             }
-            Fault::SocketClosing { close_after } => {
-                let close_at = now.checked_add(*close_after).unwrap_or(now);
-                let sockets: Vec<SocketTx> = state
-                    .sockets
-                    .values()
-                    .filter(|s| s.dialect == Dialect::Notifications)
-                    .map(|s| s.tx.clone())
-                    .collect();
-                for tx in sockets {
-                    let frame = protocol::socket_closing(&seeded_uuid(&mut state.rng));
-                    tx.offer(Outbound::Control(frame.into()));
-                    tx.offer(Outbound::CloseAt(
-                        close_at,
-                        CloseReason { code: CloseCode::Away, description: Some("socket closing".to_owned()) },
-                    ));
-                }
-            }
+            Fault::SocketClosing { close_after } => announce_socket_closing(state, now, *close_after),
             Fault::ExpireChannel => {
                 state.channels.retain_mut(|channel| {
                     if channel.socket.is_none() {
@@ -106,24 +90,7 @@ impl Hub {
                 answer: HttpAnswer { status: *status, retry_after: *retry_after },
                 remaining: *count,
             }),
-            Fault::Malformed { count } => {
-                let sockets: Vec<(SocketTx, Dialect)> =
-                    state.sockets.values().map(|s| (s.tx.clone(), s.dialect)).collect();
-                for (tx, dialect) in sockets {
-                    for n in 0..*count {
-                        let conversation = seeded_uuid(&mut state.rng);
-                        let participant = seeded_uuid(&mut state.rng);
-                        let correlation = seeded_uuid(&mut state.rng);
-                        let ids = BadFrameIds {
-                            queue: &self.settings.malformed_queue,
-                            conversation: &conversation,
-                            participant: &participant,
-                            correlation: &correlation,
-                        };
-                        tx.offer(Outbound::Fault(faults::malformed_frame(dialect, n, &ids)));
-                    }
-                }
-            }
+            Fault::Malformed { count } => self.send_malformed(state, *count),
             Fault::Oversized { bytes } => {
                 for socket in state.sockets.values() {
                     let frame = faults::oversized_frame(socket.dialect, *bytes);
@@ -154,6 +121,26 @@ impl Hub {
         }
     }
 
+    /// `count` malformed frames of each socket's dialect on every socket.
+    fn send_malformed(&self, state: &mut State, count: u64) {
+        let sockets: Vec<(SocketTx, Dialect)> =
+            state.sockets.values().map(|s| (s.tx.clone(), s.dialect)).collect();
+        for (tx, dialect) in sockets {
+            for n in 0..count {
+                let conversation = seeded_uuid(&mut state.rng);
+                let participant = seeded_uuid(&mut state.rng);
+                let correlation = seeded_uuid(&mut state.rng);
+                let ids = BadFrameIds {
+                    queue: &self.settings.malformed_queue,
+                    conversation: &conversation,
+                    participant: &participant,
+                    correlation: &correlation,
+                };
+                tx.offer(Outbound::Fault(faults::malformed_frame(dialect, n, &ids)));
+            }
+        }
+    }
+
     /// An injected error for a request to `path`, if one is due (and counts it). The
     /// simulator's own `/sim` endpoints are never faulted.
     pub(crate) fn take_http_fault(&self, path: &str) -> Option<HttpAnswer> {
@@ -169,5 +156,24 @@ impl Hub {
             state.http_faults.remove(index);
         }
         Some(answer)
+    }
+}
+
+/// Every notifications socket is told `socket_closing`, then closed `close_after` later.
+fn announce_socket_closing(state: &mut State, now: Instant, close_after: Duration) {
+    let close_at = now.checked_add(close_after).unwrap_or(now);
+    let sockets: Vec<SocketTx> = state
+        .sockets
+        .values()
+        .filter(|s| s.dialect == Dialect::Notifications)
+        .map(|s| s.tx.clone())
+        .collect();
+    for tx in sockets {
+        let frame = protocol::socket_closing(&seeded_uuid(&mut state.rng));
+        tx.offer(Outbound::Control(frame.into()));
+        tx.offer(Outbound::CloseAt(
+            close_at,
+            CloseReason { code: CloseCode::Away, description: Some("socket closing".to_owned()) },
+        ));
     }
 }
