@@ -8,14 +8,15 @@
 //! Covered: the bodies of every topic the simulator publishes on (queue and user
 //! conversation topics, full and per-media, and the detail-event topics; a frame on a topic
 //! without a schema fails), channel creation, the subscriptions listing (GET, PUT, POST),
-//! conversation backfill and the conversation-details query, plus `HEAD` on a channel.
+//! conversation backfill, the conversation-details query, the API's error answers and the
+//! `v2.system.socket_closing` notice, plus `HEAD` on a channel.
 //!
-//! Not covered, as the SDK has no model for them: the OAuth token answer (the login host's
-//! standard OAuth shape), the `channel.metadata` heartbeat and pong, the notification
-//! envelope `{topicName, version, eventBody, metadata}` and the socket's subscribe replies
-//! (the SDK's notification handler reads them without a model), the analytics-stream
-//! dialect (the simulator's own, not Genesys'), the `DELETE` subscriptions answer (the SDK
-//! expects no body), error bodies, and the simulator's own `/sim/*` endpoints.
+//! Not covered, as the SDK has no model for them: the OAuth token answer and errors (the
+//! login host's standard OAuth shapes), the `channel.metadata` heartbeat and pong, the
+//! notification envelope `{topicName, version, eventBody, metadata}` and the socket's
+//! subscribe replies, the analytics-stream dialect (the simulator's own, not Genesys'), the
+//! `DELETE` subscriptions answer (the SDK expects no body), and the simulator's own
+//! `/sim/*` endpoints.
 
 mod common;
 mod sim_client;
@@ -33,7 +34,7 @@ use futures_util::StreamExt;
 use jsonschema::Validator;
 use serde_json::{json, Value};
 use sim_client::{channel, client, connect, put_topics, start, token, MAX_FRAME};
-use timelined::sim::{SimConfig, SimHandle, DEFAULT_QUEUES};
+use timelined::sim::{Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 
 const SEED: u64 = 31;
 /// Enough conversations that every media type, purpose and disconnect type comes up.
@@ -361,6 +362,58 @@ async fn head_answers_whether_a_channel_exists() {
     assert_eq!(head(id).await, 200);
     assert_eq!(head("streaming-0-no-such-channel".to_owned()).await, 404);
     sim.stop().await;
+}
+
+/// The `v2.system.socket_closing` notice and the API's error answers.
+#[actix_rt::test]
+async fn the_closing_notice_and_error_answers_follow_the_sdk_models() {
+    let client = client();
+    let sim = start(SimConfig { conversations: 3, ..run_config() }).await;
+    let token = token(&client, &sim).await;
+    let mut checker = Checker::default();
+    let (id, uri) = channel(&client, &sim, &token).await;
+    let (status, _) =
+        put_topics(&client, &sim, &token, &id, &["v2.users.nobody.conversations".to_owned()]).await;
+    assert_eq!(status, 200);
+    let mut socket = connect(&client, &uri).await;
+    sim.fault(Fault::SocketClosing { close_after: Duration::from_secs(60) }).expect("a valid fault");
+    let until = tokio::time::Instant::now() + DEADLINE;
+    let notice = loop {
+        let sim_client::Next::Frame(Frame::Text(bytes)) = sim_client::next(&mut socket, until).await else {
+            panic!("no socket_closing notice by the deadline");
+        };
+        let frame: Value = serde_json::from_slice(&bytes).expect("frames are JSON");
+        if frame["topicName"] == "v2.system.socket_closing" {
+            break frame["eventBody"].clone();
+        }
+    };
+    checker.check("v2.system.socket_closing", "v2.system.socket_closing", &notice);
+    drop(socket);
+
+    let errors = [
+        (Method::GET, "/api/v2/conversations/no-such-conversation".to_owned(), token.clone(), None, 404),
+        (
+            Method::GET,
+            "/api/v2/notifications/channels/no-such-channel/subscriptions".to_owned(),
+            token.clone(),
+            None,
+            404,
+        ),
+        (Method::POST, DETAILS_PATH.to_owned(), token.clone(), Some(json!({"interval": "yesterday"})), 400),
+        (Method::POST, "/api/v2/notifications/channels".to_owned(), "not-a-token".to_owned(), None, 401),
+    ];
+    for (method, path, token, body, expected) in errors {
+        let source = format!("{method} {path}");
+        let (status, answer) = rest(&client, &sim, method, &path, &token, body.as_ref()).await;
+        assert_eq!(status, expected, "{source}: {answer}");
+        checker.check(&source, "api.v2.error", &answer);
+    }
+    sim.stop().await;
+    assert!(
+        checker.differences.is_empty(),
+        "the simulator differs from the SDK's models:\n{}",
+        checker.report()
+    );
 }
 
 /// The first full snapshot on a queue topic of a short run.

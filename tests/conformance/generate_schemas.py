@@ -48,6 +48,7 @@ BODIES = {
     "api.v2.notifications.channels.id.subscriptions": "ChannelTopicEntityListing",
     "GET.api.v2.conversations.id": "Conversation",
     "POST.api.v2.analytics.conversations.details.query": "AnalyticsConversationQueryResponse",
+    "api.v2.error": "ErrorBody",
 }
 
 PRIMITIVES = {
