@@ -16,12 +16,16 @@ schemas do not: an unknown value is a difference.
 import inspect
 import json
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import PureCloudPlatformClientV2 as sdk
 
 PACKAGE = "purecloudplatformclientv2"
+# The SDK version the checked-in schemas come from; moving to another is a reviewed change
+# (here, in the docstring and in README.md).
+PINNED = "269.0.0"
 OUT = Path(__file__).resolve().parent / "schemas"
 
 # Schema file name -> SDK model of that body. Notification topics are named after the
@@ -111,6 +115,8 @@ def add_model(name, definitions):
 
 def main():
     version = metadata.version(PACKAGE)
+    if version != PINNED:
+        sys.exit(f"{PACKAGE} {version} is installed; the schemas are pinned to {PINNED}")
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*.json"):
         old.unlink()
