@@ -626,7 +626,7 @@ impl Hub {
         let state = self.lock();
         let order = state.order_by_id.get(conversation_id)?;
         let played = state.conversations.get(order)?;
-        Some(protocol::full_snapshot(&played.conversation, played.played))
+        Some(protocol::conversation_resource(&played.conversation, played.played))
     }
 
     /// One page of the conversation-details query over the conversations played so far

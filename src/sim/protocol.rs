@@ -206,7 +206,8 @@ struct Session<'a> {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     disconnect_type: Option<&'static str>,
-    direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connected_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,9 +226,27 @@ fn state(participant: &Participant, now: DateTime<Utc>) -> &'static str {
     }
 }
 
-/// The whole conversation after `played` transitions, as queue and user topics and
-/// `GET /api/v2/conversations/{id}` carry it.
+/// The whole conversation after `played` transitions, as queue and user topics carry it.
 pub fn full_snapshot(conversation: &Conversation, played: usize) -> String {
+    snapshot(conversation, played, SnapshotFor::Topic)
+}
+
+/// The whole conversation after `played` transitions, as `GET /api/v2/conversations/{id}`
+/// answers it.
+pub fn conversation_resource(conversation: &Conversation, played: usize) -> String {
+    snapshot(conversation, played, SnapshotFor::Resource)
+}
+
+/// Where a full snapshot goes: the topics' chat sessions have no `direction`, the REST
+/// resource's do (the SDK's `QueueConversationEventTopicChat` and
+/// `ConversationEventTopicChat` lack it, `ConversationChat` has it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SnapshotFor {
+    Topic,
+    Resource,
+}
+
+fn snapshot(conversation: &Conversation, played: usize, target: SnapshotFor) -> String {
     let Some(now) = conversation.time_after(played) else {
         return serialize(&Snapshot::<()> { id: conversation.id.clone(), participants: Vec::new() });
     };
@@ -242,7 +261,8 @@ pub fn full_snapshot(conversation: &Conversation, played: usize) -> String {
                 id: &p.session_id,
                 state: state(p, now),
                 disconnect_type: p.ended_by(now).map(|_| p.disconnect_type),
-                direction: p.purpose.direction(),
+                direction: (target == SnapshotFor::Resource || conversation.media != Media::Chat)
+                    .then(|| p.purpose.direction()),
                 connected_time: connected.clone(),
                 disconnected_time: ended.clone(),
             }];
@@ -348,7 +368,8 @@ struct DetailEvent<'a> {
 }
 
 /// The flat detail event for the step's participant (EventBridge form): enums upper-case,
-/// `transfer.conference` → `TRANSFER_CONFERENCE`.
+/// disconnect types in the detail events' own words (`transfer.conference` →
+/// `CONFERENCE_TRANSFER`).
 pub fn detail_event(step: &Step) -> String {
     let conversation = &step.conversation;
     let participant = step.participant();
@@ -362,11 +383,29 @@ pub fn detail_event(step: &Step) -> String {
         media_type: conversation.media.detail_name(),
         direction: participant.purpose.direction().to_uppercase(),
         disconnect_type: (transition.kind == TransitionKind::Ended)
-            .then(|| participant.disconnect_type.to_uppercase().replace('.', "_")),
+            .then(|| detail_disconnect_type(participant.disconnect_type)),
         user_id: participant.user.as_ref().map(|u| u.id.as_str()),
         queue_id: participant.queue_id.as_deref(),
         flow_id: is_flow.then_some(conversation.flow_id.as_str()),
     })
+}
+
+/// A snapshot's disconnect type as detail events spell it: the dotted ones have names of
+/// their own, the one-word ones are upper-cased.
+fn detail_disconnect_type(dotted: &str) -> String {
+    let named = match dotted {
+        "transfer.conference" => "CONFERENCE_TRANSFER",
+        "transfer.consult" => "CONSULT_TRANSFER",
+        "transfer.forward" => "FORWARD_TRANSFER",
+        "transfer.noanswer" => "NO_ANSWER_TRANSFER",
+        "transfer.notavailable" => "NOT_AVAILABLE_TRANSFER",
+        "transfer.dnd" => "DND_TRANSFER",
+        "endpoint.dnd" => "DND_ENDPOINT",
+        "transport.failure" => "TRANSPORT_FAILURE",
+        "session.expired" => "SESSION_EXPIRED",
+        other => return other.to_uppercase(),
+    };
+    named.to_owned()
 }
 
 #[derive(Serialize)]
@@ -499,6 +538,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn chat_sessions_carry_a_direction_in_the_resource_only() {
+        let steps = steps();
+        let chat = steps.iter().find(|s| s.is_last() && s.conversation.media == Media::Chat).unwrap();
+        let (conversation, played) = (&chat.conversation, chat.played());
+        let topic: Value = serde_json::from_str(&full_snapshot(conversation, played)).unwrap();
+        let resource: Value = serde_json::from_str(&conversation_resource(conversation, played)).unwrap();
+        for (topic, resource) in
+            topic["participants"].as_array().unwrap().iter().zip(resource["participants"].as_array().unwrap())
+        {
+            assert!(topic["chats"][0].get("direction").is_none(), "{topic}");
+            assert!(resource["chats"][0]["direction"].is_string(), "{resource}");
+        }
+        let call = steps.iter().find(|s| s.is_last() && s.conversation.media == Media::Voice).unwrap();
+        let topic: Value = serde_json::from_str(&full_snapshot(&call.conversation, call.played())).unwrap();
+        assert!(topic["participants"][0]["calls"][0]["direction"].is_string(), "{topic}");
+    }
+
+    #[test]
+    fn detail_disconnect_types_use_the_detail_events_names() {
+        assert_eq!(detail_disconnect_type("transfer.conference"), "CONFERENCE_TRANSFER");
+        assert_eq!(detail_disconnect_type("transport.failure"), "TRANSPORT_FAILURE");
+        assert_eq!(detail_disconnect_type("endpoint.dnd"), "DND_ENDPOINT");
+        assert_eq!(detail_disconnect_type("peer"), "PEER");
     }
 
     #[test]

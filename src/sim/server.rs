@@ -31,6 +31,7 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .app_data(web::PayloadConfig::new(MAX_BODY))
         .route("/oauth/token", web::post().to(oauth_token))
         .route("/api/v2/notifications/channels", web::post().to(create_channel))
+        .route("/api/v2/notifications/channels/{id}", web::head().to(channel_exists))
         .service(
             web::resource("/api/v2/notifications/channels/{id}/subscriptions")
                 .route(web::get().to(subscriptions))
@@ -174,6 +175,18 @@ async fn create_channel(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>)
         "connectUri": connect_uri,
         "expires": channel.expires,
     }))
+}
+
+/// `HEAD` on a channel: 200 while it exists (alive, not expired), 404 otherwise; no body.
+async fn channel_exists(req: HttpRequest, path: web::Path<String>, hub: web::Data<Hub>) -> HttpResponse {
+    if let Some(refused) = refuse_unauthorized(&req, &hub) {
+        return refused;
+    }
+    if hub.channel_is_alive(&path) {
+        HttpResponse::Ok().finish()
+    } else {
+        HttpResponse::NotFound().finish()
+    }
 }
 
 /// The topics of a subscriptions body: `[{"id": "<topic>"}, …]` (bare strings accepted).

@@ -481,10 +481,9 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
         media: detail.media_type.and_then(|m| Symbol::intern(&m.to_ascii_lowercase())),
         user: detail.user_id.as_deref().and_then(Symbol::intern),
         queue: detail.queue_id.as_deref().and_then(Symbol::intern),
-        // Detail events say `TRANSFER_CONSULT`; snapshots and our output say `transfer.consult`.
         disconnect_type: match action {
             Action::Left => {
-                detail.disconnect_type.and_then(|d| Symbol::intern(&d.to_ascii_lowercase().replace('_', ".")))
+                detail.disconnect_type.and_then(|d| Symbol::intern(&snapshot_disconnect_type(&d)))
             }
             Action::Joined => None,
         },
@@ -499,6 +498,23 @@ fn detail_event(detail: DetailEvent, kind: &str, action: Action) -> Result<Decod
         )],
         rejected: Vec::new(),
     })
+}
+
+/// A detail event's disconnect type in the snapshots' (and our output's) spelling: detail
+/// events name the dotted ones their own way (`CONSULT_TRANSFER` is `transfer.consult`);
+/// any other is lower-cased with `_` as `.` (`TRANSFER_CONSULT` is `transfer.consult` too).
+fn snapshot_disconnect_type(detail: &str) -> String {
+    let named = match detail {
+        "CONFERENCE_TRANSFER" => "transfer.conference",
+        "CONSULT_TRANSFER" => "transfer.consult",
+        "FORWARD_TRANSFER" => "transfer.forward",
+        "NO_ANSWER_TRANSFER" => "transfer.noanswer",
+        "NOT_AVAILABLE_TRANSFER" => "transfer.notavailable",
+        "DND_TRANSFER" => "transfer.dnd",
+        "DND_ENDPOINT" => "endpoint.dnd",
+        other => return other.to_ascii_lowercase().replace('_', "."),
+    };
+    named.to_owned()
 }
 
 #[cfg(test)]
@@ -583,6 +599,22 @@ mod tests {
         assert_eq!(event.media.map(Symbol::as_str), Some("voice"));
         assert_eq!(event.disconnect_type.map(Symbol::as_str), Some("transfer.consult"));
         assert_eq!(event.at.timestamp_millis(), 1767258000123);
+    }
+
+    #[test]
+    fn detail_disconnect_types_take_the_snapshot_spelling() {
+        for (detail, snapshot) in [
+            ("CONSULT_TRANSFER", "transfer.consult"),
+            ("CONFERENCE_TRANSFER", "transfer.conference"),
+            ("NO_ANSWER_TRANSFER", "transfer.noanswer"),
+            ("DND_ENDPOINT", "endpoint.dnd"),
+            ("TRANSPORT_FAILURE", "transport.failure"),
+            ("SESSION_EXPIRED", "session.expired"),
+            ("TRANSFER_CONSULT", "transfer.consult"),
+            ("PEER", "peer"),
+        ] {
+            assert_eq!(snapshot_disconnect_type(detail), snapshot, "{detail}");
+        }
     }
 
     #[test]
