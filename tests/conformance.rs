@@ -19,7 +19,6 @@
 //! `/sim/*` endpoints.
 
 mod common;
-mod sim_client;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,10 +29,10 @@ use std::time::Duration;
 use awc::http::Method;
 use awc::ws::Frame;
 use awc::Client;
+use common::sim_client::{self as sim_client, channel, client, connect, put_topics, token, MAX_FRAME};
 use futures_util::StreamExt;
 use jsonschema::Validator;
 use serde_json::{json, Value};
-use sim_client::{channel, client, connect, put_topics, start, token, MAX_FRAME};
 use timelined::sim::{Fault, SimConfig, SimHandle, DEFAULT_QUEUES};
 
 const SEED: u64 = 31;
@@ -188,7 +187,7 @@ async fn rest(
 /// Plays the run to its end with a listener on a topic nothing is published on: the ids
 /// of the conversations the same seed plays, for subscribing to their detail topics.
 async fn conversation_ids(client: &Client) -> Vec<String> {
-    let sim = start(run_config()).await;
+    let sim = common::simulator(run_config()).await;
     let token = token(client, &sim).await;
     let (id, uri) = channel(client, &sim, &token).await;
     let (status, _) =
@@ -236,7 +235,7 @@ fn read_into(
 async fn every_body_the_simulator_sends_follows_the_sdk_models() {
     let client = client();
     let conversations = conversation_ids(&client).await;
-    let sim = start(run_config()).await;
+    let sim = common::simulator(run_config()).await;
     // Held until every socket listens, so that none misses the start.
     sim.pause(true);
     let token = token(&client, &sim).await;
@@ -350,7 +349,7 @@ async fn every_body_the_simulator_sends_follows_the_sdk_models() {
 #[actix_rt::test]
 async fn head_answers_whether_a_channel_exists() {
     let client = client();
-    let sim = start(run_config()).await;
+    let sim = common::simulator(run_config()).await;
     let token = token(&client, &sim).await;
     let (id, _) = channel(&client, &sim, &token).await;
     let head = |id: String| {
@@ -368,7 +367,7 @@ async fn head_answers_whether_a_channel_exists() {
 #[actix_rt::test]
 async fn the_closing_notice_and_error_answers_follow_the_sdk_models() {
     let client = client();
-    let sim = start(SimConfig { conversations: 3, ..run_config() }).await;
+    let sim = common::simulator(SimConfig { conversations: 3, ..run_config() }).await;
     let token = token(&client, &sim).await;
     let mut checker = Checker::default();
     let (id, uri) = channel(&client, &sim, &token).await;
@@ -419,7 +418,7 @@ async fn the_closing_notice_and_error_answers_follow_the_sdk_models() {
 /// The first full snapshot on a queue topic of a short run.
 async fn a_queue_snapshot() -> Value {
     let client = client();
-    let sim = start(SimConfig { conversations: 3, ..run_config() }).await;
+    let sim = common::simulator(SimConfig { conversations: 3, ..run_config() }).await;
     let token = token(&client, &sim).await;
     let (id, uri) = channel(&client, &sim, &token).await;
     let topics: Vec<String> =
