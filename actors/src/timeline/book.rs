@@ -98,6 +98,9 @@ pub struct TimelineBook {
     backfills: Vec<BackfillRequest>,
     /// After a socket outage, conversations first seen before this are marked gapped.
     new_are_gapped_until: Option<Instant>,
+    /// The event time of the first live event since the stream last (re)started, once
+    /// one has come: what was published before it no listening socket could carry.
+    stream_resumed_at: Option<DateTime<Utc>>,
 }
 
 /// How often a timeline that cannot close yet (entries held, a backfill awaited) is
@@ -115,6 +118,7 @@ impl TimelineBook {
             tombstone_ages: VecDeque::new(),
             backfills: Vec::new(),
             new_are_gapped_until: None,
+            stream_resumed_at: None,
         }
     }
 
@@ -132,6 +136,7 @@ impl TimelineBook {
             return Applied::AfterClose;
         }
         let close_after = self.rules.close_after;
+        self.stream_resumed_at.get_or_insert(event.at);
         let (conversation, applied, first_seen, check) = match self.open.get_mut(&*event.conversation) {
             Some(mut timeline) => {
                 let applied = timeline.apply_live(event, now, self.rules.max_participants);
@@ -209,6 +214,7 @@ impl TimelineBook {
             self.mark_gap(conversation, now, GapCause::Outage);
         }
         self.new_are_gapped_until = Some(now + grace);
+        self.stream_resumed_at = None;
     }
 
     /// Backfills asked for since the last call.
@@ -233,8 +239,14 @@ impl TimelineBook {
         let Some(mut timeline) = self.open.get_mut(request.conversation.as_str()) else {
             return 0;
         };
-        let (accepted, refused) =
-            timeline.apply_backfill(request.epoch, events, succeeded, now, self.rules.max_participants);
+        let (accepted, refused) = timeline.apply_backfill(
+            request.epoch,
+            events,
+            succeeded,
+            self.stream_resumed_at,
+            now,
+            self.rules.max_participants,
+        );
         let conversation = timeline.id().clone();
         drop(timeline);
         if accepted {

@@ -334,29 +334,38 @@ impl Timeline {
     }
 
     /// Apply a backfill's answer for the gaps up to `epoch`: its events (deduplicated like
-    /// any others), then the healing. Returns whether any event was new, and how many were
-    /// refused for a participant past the limit.
+    /// any others), then the healing. `stream_resumed_at` is the event time of the first
+    /// live event since the stream last (re)started, if one has come. Returns whether any
+    /// event was new, and how many were refused for a participant past the limit.
     pub(super) fn apply_backfill(
         &mut self,
         epoch: u32,
         events: Vec<ParticipantEvent>,
         succeeded: bool,
+        stream_resumed_at: Option<DateTime<Utc>>,
         now: Instant,
         max_participants: usize,
     ) -> (bool, usize) {
         let mut refused = 0;
-        // Missed = an event the stream had already gone past. One later than anything the
-        // stream delivered may just not have arrived yet: it proves nothing lost.
-        let watermark = self.live_latest.get();
+        // Missed = an event the stream had already gone past for this conversation, or one
+        // from before the stream (re)started (no socket listened then). Any other may just
+        // not have arrived yet: it proves nothing lost. With the stream not yet back,
+        // everything the backfill brings happened while nobody listened.
+        let (latest, resumed) = (self.live_latest.get(), stream_resumed_at.map(millis));
+        let missed_by = |at: Millis| match (latest, resumed) {
+            (None, None) => true,
+            _ => latest.is_some_and(|latest| at <= latest) || resumed.is_some_and(|resumed| at < resumed),
+        };
         let certain = self.certain_loss;
         let mut recovered = false;
         let mut accepted = false;
         for event in events {
             let at = millis(event.at);
+            let missed = certain || missed_by(at);
             match self.apply(event, now, max_participants) {
                 Applied::Accepted => {
                     accepted = true;
-                    recovered |= certain || watermark.is_none_or(|latest| at <= latest);
+                    recovered |= missed;
                 }
                 Applied::OverLimit => refused += 1,
                 Applied::Duplicate | Applied::AfterClose => {}

@@ -627,3 +627,32 @@ fn past_the_open_limit_the_least_recently_active_are_evicted_incomplete() {
     assert_eq!(book.apply(joined("c1", "p", 1), start), Applied::AfterClose, "an evicted one stays closed");
     assert_eq!(book.tick(start + Duration::from_millis(1002)).evicted, 0, "within the limit again");
 }
+
+/// A conversation found by the outage search before the stream has carried any of it: what
+/// its backfill brings proves a loss only if it happened before the stream came back (no
+/// socket listened then); what happened since, the stream is carrying.
+#[test]
+fn a_conversation_found_after_an_outage_is_gapped_only_by_what_preceded_the_stream() {
+    let gaps_when_the_stream_resumed_at = |resumed_ms: i64| {
+        let start = Instant::now();
+        let mut book = book();
+        book.socket_gap(start, Duration::ZERO);
+        let first_since = ParticipantEvent::new(
+            "another".into(),
+            "someone",
+            Action::Joined,
+            at(resumed_ms),
+            EventDetails { purpose: Some("customer".into()), ..Default::default() },
+        );
+        book.apply(first_since, start);
+        book.mark_gap("conv-1", start, GapCause::Outage);
+        let request = book.take_backfills().remove(0);
+        book.backfilled(&request, conversation(), true, start);
+        let closed = book.tick(start + Duration::from_secs(10)).closed;
+        let (record, _) = closed.iter().find(|(r, _)| r.conversation_id == "conv-1").expect("closed");
+        assert!(record.complete, "healed either way");
+        record.gaps
+    };
+    assert_eq!(gaps_when_the_stream_resumed_at(-1_000), 0, "all of it came after the stream resumed");
+    assert_eq!(gaps_when_the_stream_resumed_at(100_000), 1, "its start came before");
+}
