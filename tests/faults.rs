@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use timelined::sim::Fault;
 use timelined::sim::SimConfig;
@@ -211,6 +212,11 @@ async fn forbidden_and_bad_subscriptions_are_retried_with_backoff() {
         .filter(|r| r.starts_with("PUT /api/v2/notifications/channels/") && r.ends_with("/subscriptions"))
         .collect();
     assert!(subscribes.len() >= 3, "a 403 and a 400 answered, then a subscription: {subscribes:?}");
+    let distinct: BTreeSet<&String> = subscribes.iter().collect();
+    let mut times: Vec<_> = distinct.into_iter().flat_map(|r| fixture.sim.request_times(r)).collect();
+    times.sort();
+    assert!(times[1] - times[0] >= Duration::from_millis(25), "the 403 was retried after a backoff");
+    assert!(times[2] - times[1] >= Duration::from_millis(25), "the 400 was retried after a backoff");
     fixture.stop().await;
 }
 
