@@ -1,8 +1,9 @@
 //! timelined's actors and the pure logic they drive.
 //!
-//! The pure transforms — [`wire`] (frames → events), [`timeline`] (events → timelines),
-//! [`consumer`] rendering (timelines → output) — have no actix in them. The actors
-//! (`*/actor.rs`) move values between them and own the I/O; see `actors/README.md`.
+//! The pure transforms — [`wire`] (frames → events), [`timeline`] (events → timelines) —
+//! have no actix and no I/O in them. The actors (`*/actor.rs`) move values between them
+//! and own the I/O; the outputs ([`consumer`], [`storage`]) write what the timeline
+//! publishes. See `actors/README.md`.
 
 pub mod backfill;
 pub mod backoff;

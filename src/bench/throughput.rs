@@ -121,22 +121,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     println!("figure 1: throughput ({:?} dialect)", options.dialect);
     let queues: Vec<String> = DEFAULT_QUEUES.iter().map(|q| q.to_string()).collect();
-    let rendering = Instant::now();
-    let frames: Vec<RenderedFrame> =
-        prerender::endless(options.seed, &queues, options.concurrency, shape).take(options.frames).collect();
-    let rendered = Rendered { frames: Arc::new(frames) };
-    let all = rendered.frames.len();
-    let events = rendered.events(all);
-    let events_per_frame = events as f64 / all as f64;
-    println!(
-        "frames: {all} rendered in {:.1} s, {:.0} B each on average, {:.2} joins/leaves decoded per frame \
-         ({events} in all, {} new — the timeline entries)",
-        rendering.elapsed().as_secs_f64(),
-        rendered.bytes(all) as f64 / all as f64,
-        events_per_frame,
-        rendered.new_events(all),
-    );
-
+    let rendered = render(&options, &queues, shape);
     let sim = SimThread::start(SimConfig {
         generate: false,
         heartbeat_interval: Duration::from_secs(3600),
@@ -145,81 +130,145 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .await?;
     let scratch = Scratch::new("throughput")?;
     let topics: Vec<String> = queues.iter().map(|q| format!("v2.routing.queues.{q}.conversations")).collect();
+    let baseline_rate =
+        if options.no_baseline { 0.0 } else { measure_baseline(&sim, &rendered, dialect, &topics).await? };
 
-    let baseline_rate = if options.no_baseline {
-        0.0
-    } else {
-        println!();
-        println!("baseline: one awc socket read loop on the same frames, same sender");
-        let receive_only = run_baseline(&sim, &rendered, dialect, &topics, false).await?;
-        let receive_rate = per_second(all as u64, receive_only);
-        println!(
-            "  receive only:               {:>8} frames/s  ({:>8} events/s in those frames)",
-            human_rate(receive_rate),
-            human_rate(receive_rate * events_per_frame)
-        );
-        let parsed = run_baseline(&sim, &rendered, dialect, &topics, true).await?;
-        let baseline_rate = per_second(events, parsed);
-        println!(
-            "  receive + typed serde_json: {:>8} frames/s  {:>8} events/s",
-            human_rate(per_second(all as u64, parsed)),
-            human_rate(baseline_rate)
-        );
-        baseline_rate
-    };
     println!();
     println!("daemon at saturation (sender unpaced; default settings, log to a file, JSONL sink):");
+    let all = rendered.frames.len();
     let saturated = run_daemon(&sim, &rendered, all, 0, dialect, &scratch).await?;
     saturated.print("saturation");
     let daemon_rate = saturated.decoded_rate();
-    let share = ratio(daemon_rate, baseline_rate);
     if !options.no_baseline {
+        let share = ratio(daemon_rate, baseline_rate);
         println!("  daemon / baseline (events/s, both at saturation): {:.1} %", share * 100.0);
     }
-
-    let mut sustained: Option<f64> = (saturated.drops == 0).then_some(daemon_rate);
-    let mut above: Vec<(u64, Outcome)> = Vec::new();
-    let mut clean_up_to: Option<u64> = None;
-    if !options.no_steps {
-        println!();
-        println!("steps (sender paced; a step is sustained when ≥ {:.0} % of its rate is decoded, nothing dropped):",
-            SUSTAINED * 100.0);
-        sustained = None;
-        let mut good: Option<u64> = None;
-        let mut bad: Option<u64> = None;
-        for &rate in &options.rates {
-            let (ok, outcome) = step(&sim, &rendered, rate, &options, dialect, &scratch).await?;
-            if !ok {
-                bad = Some(rate);
-                above.push((rate, outcome));
-                break;
-            }
-            good = Some(rate);
-            sustained = Some(outcome.decoded_rate());
+    let climbed = if options.no_steps {
+        Climb {
+            sustained: (saturated.drops == 0).then_some(daemon_rate),
+            above: Vec::new(),
+            clean_up_to: None,
         }
-        clean_up_to = good;
-        // Between the last rate sustained and the first not: halve the interval a few times.
-        for _ in 0..options.refine {
-            let (Some(low), Some(high)) = (good, bad) else { break };
-            let middle = (low + high) / 2 / 5_000 * 5_000;
-            if middle <= low || middle >= high {
-                break;
-            }
-            let (ok, outcome) = step(&sim, &rendered, middle, &options, dialect, &scratch).await?;
-            if ok {
-                good = Some(middle);
-                clean_up_to = good;
-                sustained = Some(outcome.decoded_rate());
-            } else {
-                bad = Some(middle);
-                above.push((middle, outcome));
-            }
+    } else {
+        climb(&sim, &rendered, &options, dialect, &scratch).await?
+    };
+    report(&options, climbed, &saturated, baseline_rate);
+    sim.stop().await;
+    Ok(())
+}
+
+/// The frames every run sends, rendered once up front so that the sender is not the
+/// bottleneck.
+fn render(options: &Options, queues: &[String], shape: Shape) -> Rendered {
+    let rendering = Instant::now();
+    let frames: Vec<RenderedFrame> =
+        prerender::endless(options.seed, queues, options.concurrency, shape).take(options.frames).collect();
+    let rendered = Rendered { frames: Arc::new(frames) };
+    let all = rendered.frames.len();
+    let events = rendered.events(all);
+    println!(
+        "frames: {all} rendered in {:.1} s, {:.0} B each on average, {:.2} joins/leaves decoded per frame \
+         ({events} in all, {} new — the timeline entries)",
+        rendering.elapsed().as_secs_f64(),
+        rendered.bytes(all) as f64 / all as f64,
+        events as f64 / all as f64,
+        rendered.new_events(all),
+    );
+    rendered
+}
+
+/// The same frames read by a bare awc socket loop, then also parsed with typed serde_json:
+/// the events per second the daemon is held against.
+async fn measure_baseline(
+    sim: &SimThread,
+    rendered: &Rendered,
+    dialect: Dialect,
+    topics: &[String],
+) -> anyhow::Result<f64> {
+    let all = rendered.frames.len();
+    let events = rendered.events(all);
+    let events_per_frame = events as f64 / all as f64;
+    println!();
+    println!("baseline: one awc socket read loop on the same frames, same sender");
+    let receive_only = run_baseline(sim, rendered, dialect, topics, false).await?;
+    let receive_rate = per_second(all as u64, receive_only);
+    println!(
+        "  receive only:               {:>8} frames/s  ({:>8} events/s in those frames)",
+        human_rate(receive_rate),
+        human_rate(receive_rate * events_per_frame)
+    );
+    let parsed = run_baseline(sim, rendered, dialect, topics, true).await?;
+    let baseline_rate = per_second(events, parsed);
+    println!(
+        "  receive + typed serde_json: {:>8} frames/s  {:>8} events/s",
+        human_rate(per_second(all as u64, parsed)),
+        human_rate(baseline_rate)
+    );
+    Ok(baseline_rate)
+}
+
+/// What the paced steps found.
+struct Climb {
+    /// The highest rate decoded with nothing dropped.
+    sustained: Option<f64>,
+    /// The steps not sustained, with what they did.
+    above: Vec<(u64, Outcome)>,
+    /// The highest offered rate at which every step so far was delivered in full.
+    clean_up_to: Option<u64>,
+}
+
+/// The paced steps in turn until one is not sustained, then a few halvings of the interval
+/// between the last sustained and the first not.
+async fn climb(
+    sim: &SimThread,
+    rendered: &Rendered,
+    options: &Options,
+    dialect: Dialect,
+    scratch: &Scratch,
+) -> anyhow::Result<Climb> {
+    println!();
+    println!(
+        "steps (sender paced; a step is sustained when ≥ {:.0} % of its rate is decoded, nothing dropped):",
+        SUSTAINED * 100.0
+    );
+    let mut climbed = Climb { sustained: None, above: Vec::new(), clean_up_to: None };
+    let mut good: Option<u64> = None;
+    let mut bad: Option<u64> = None;
+    for &rate in &options.rates {
+        let (ok, outcome) = step(sim, rendered, rate, options, dialect, scratch).await?;
+        if !ok {
+            bad = Some(rate);
+            climbed.above.push((rate, outcome));
+            break;
+        }
+        good = Some(rate);
+        climbed.sustained = Some(outcome.decoded_rate());
+    }
+    climbed.clean_up_to = good;
+    for _ in 0..options.refine {
+        let (Some(low), Some(high)) = (good, bad) else { break };
+        let middle = (low + high) / 2 / 5_000 * 5_000;
+        if middle <= low || middle >= high {
+            break;
+        }
+        let (ok, outcome) = step(sim, rendered, middle, options, dialect, scratch).await?;
+        if ok {
+            good = Some(middle);
+            climbed.clean_up_to = good;
+            climbed.sustained = Some(outcome.decoded_rate());
+        } else {
+            bad = Some(middle);
+            climbed.above.push((middle, outcome));
         }
     }
+    Ok(climbed)
+}
 
+/// The figures against their targets.
+fn report(options: &Options, mut climbed: Climb, saturated: &Outcome, baseline_rate: f64) {
     println!();
     println!("result (events = joins/leaves decoded):");
-    match sustained {
+    match climbed.sustained {
         Some(rate) => println!(
             "  max sustained with 0 drops: {} events/s — target ≥ {}: {}",
             human_rate(rate),
@@ -228,8 +277,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ),
         None => println!("  max sustained with 0 drops: none of the steps"),
     }
-    above.sort_by_key(|(rate, _)| *rate);
-    for (rate, outcome) in &above {
+    climbed.above.sort_by_key(|(rate, _)| *rate);
+    for (rate, outcome) in &climbed.above {
         println!(
             "  above it, {} events/s offered: {} decoded, {} dropped ({:.3} % of offered{})",
             human_rate(*rate as f64),
@@ -251,17 +300,18 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     if !options.no_baseline {
         // The daemon's figure is what it sustains with no drops; at saturation it may drop.
-        let sustained_share = ratio(sustained.unwrap_or(0.0), baseline_rate);
+        let sustained_share = ratio(climbed.sustained.unwrap_or(0.0), baseline_rate);
         println!(
             "  daemon (max sustained, 0 drops) / baseline: {:.1} % — target ≥ {:.0} %: {}",
             sustained_share * 100.0,
             TARGET_SHARE_OF_BASELINE * 100.0,
             verdict(sustained_share >= TARGET_SHARE_OF_BASELINE)
         );
+        let share = ratio(saturated.decoded_rate(), baseline_rate);
         println!("  daemon at saturation (dropping or not) / baseline: {:.1} %", share * 100.0);
     }
     if !options.no_steps {
-        let clean = clean_up_to.unwrap_or(0) as f64;
+        let clean = climbed.clean_up_to.unwrap_or(0) as f64;
         println!(
             "  0 drops at every step up to {} events/s (each delivered in full), default mailboxes — target {}: {}",
             human_rate(clean),
@@ -269,8 +319,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             verdict(clean >= TARGET_NO_DROPS_UP_TO)
         );
     }
-    sim.stop().await;
-    Ok(())
 }
 
 /// One step: a fresh daemon, the sender paced at `rate` events/s for `step_seconds`.
