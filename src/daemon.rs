@@ -20,6 +20,7 @@ use timelined_actors::heartbeat::actor::{HeartbeatActor, HeartbeatConfig};
 use timelined_actors::mailbox::{Inbox, Mailbox};
 use timelined_actors::metrics::{Metrics, Stage};
 use timelined_actors::storage::jsonl::{self, JsonlSink, SinkConfig, SinkLinks};
+use timelined_actors::storage::read_back;
 use timelined_actors::storage::state_file;
 use timelined_actors::storage::state_writer::StateWriter;
 use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
@@ -627,8 +628,8 @@ fn resume(settings: &Settings, timelines: Arc<OpenTimelines>, log: &Logger) -> T
     for sink in &settings.sinks {
         let spill = jsonl::spill_path(directory, &sink.path);
         for (path, found) in [
-            (&sink.path, jsonl::closed_in_sink(&sink.path, jsonl::RECENT_TAIL_BYTES)),
-            (&spill, jsonl::spilled(&spill)),
+            (&sink.path, read_back::closed_in_sink(&sink.path, jsonl::RECENT_TAIL_BYTES)),
+            (&spill, read_back::spilled(&spill)),
         ] {
             match found {
                 Ok(ids) => already_closed.extend(ids),

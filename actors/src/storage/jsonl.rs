@@ -19,6 +19,8 @@
 //!   written are synced, the path is opened anew; if that fails the old file is kept and
 //!   the reopen retried.
 
+use super::line_file::LineFile;
+use super::read_back::{closed_in_sink, spill_line_already_written, spill_lines};
 use crate::consumer::Output;
 use crate::health::Health;
 use crate::internal_events::printable;
@@ -30,7 +32,7 @@ use sha2::{Digest, Sha256};
 use slog::{error, info, warn, Logger};
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,74 +75,6 @@ pub fn spill_path(state_directory: &Path, sink: &Path) -> PathBuf {
     let digest = Sha256::digest(sink.as_os_str().as_encoded_bytes());
     let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     state_directory.join(format!("sink-{name}.spill.jsonl"))
-}
-
-/// A file appended to in whole lines.
-struct LineFile {
-    file: File,
-    /// A failed write could not be cut back: the next append cuts it first.
-    cut_to: Option<u64>,
-}
-
-impl LineFile {
-    /// Open for appending (created with its directory if missing). Returns the file and
-    /// how many bytes of a partial last line were cut off.
-    fn open(path: &Path) -> io::Result<(LineFile, u64)> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = std::fs::OpenOptions::new().create(true).append(true).read(true).open(path)?;
-        let mut line_file = LineFile { file, cut_to: None };
-        let cut = line_file.cut_partial_line()?;
-        Ok((line_file, cut))
-    }
-
-    fn cut_partial_line(&mut self) -> io::Result<u64> {
-        let metadata = self.file.metadata()?;
-        let length = metadata.len();
-        if !metadata.is_file() || length == 0 {
-            return Ok(0);
-        }
-        let mut end = length;
-        let mut chunk = vec![0; 64 << 10];
-        let mut last_newline = None;
-        while end > 0 && last_newline.is_none() {
-            let start = end.saturating_sub(chunk.len() as u64);
-            let window = &mut chunk[..(end - start) as usize];
-            self.file.seek(SeekFrom::Start(start))?;
-            self.file.read_exact(window)?;
-            last_newline = window.iter().rposition(|b| *b == b'\n').map(|i| start + i as u64 + 1);
-            if last_newline.is_none() {
-                end = start;
-            }
-        }
-        let keep = last_newline.unwrap_or(0);
-        if keep < length {
-            self.file.set_len(keep)?;
-        }
-        Ok(length - keep)
-    }
-
-    /// Append `line` whole, or leave the file as it was.
-    fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        if let Some(length) = self.cut_to {
-            self.file.set_len(length)?;
-            self.cut_to = None;
-        }
-        let metadata = self.file.metadata()?;
-        let before = metadata.len();
-        if let Err(error) = self.file.write_all(line) {
-            if metadata.is_file() && self.file.set_len(before).is_err() {
-                self.cut_to = Some(before);
-            }
-            return Err(error);
-        }
-        Ok(())
-    }
-
-    fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
 }
 
 /// Lines spilled to disk, older than everything held in memory.
@@ -533,81 +467,11 @@ impl Output for JsonlSink {
     }
 }
 
-fn spill_line_already_written(line: &[u8], skip: &HashSet<String>) -> bool {
-    if skip.is_empty() {
-        return false;
-    }
-    conversation_of(line).is_some_and(|conversation| skip.contains(&conversation))
-}
-
-fn conversation_of(line: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Id {
-        conversation_id: String,
-    }
-    serde_json::from_slice::<Id>(line).ok().map(|id| id.conversation_id)
-}
-
-/// Conversation ids in the last `tail_bytes` of a JSONL sink — continued into the file
-/// logrotate renamed it to (`<path>.1`) when the sink itself is shorter: what was closed
-/// (and written) recently, so that a restart from an older checkpoint does not write it
-/// twice.
-pub fn closed_in_sink(path: &Path, tail_bytes: u64) -> io::Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    let mut rotated = path.as_os_str().to_owned();
-    rotated.push(".1");
-    let mut budget = tail_bytes;
-    for file in [path.to_path_buf(), PathBuf::from(rotated)] {
-        if budget == 0 {
-            break;
-        }
-        let mut file = match File::open(&file) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(error),
-        };
-        let length = file.metadata()?.len();
-        file.seek(SeekFrom::Start(length.saturating_sub(budget)))?;
-        budget = budget.saturating_sub(length);
-        let mut tail = Vec::new();
-        file.read_to_end(&mut tail)?;
-        // The first line may be cut by the seek, and the last by a crash: both fail to parse.
-        ids.extend(tail.split(|b| *b == b'\n').filter_map(conversation_of));
-    }
-    Ok(ids)
-}
-
-/// Conversation ids in a spill file (written once the sink takes them).
-pub fn spilled(path: &Path) -> io::Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    spill_lines(path, |line| ids.extend(conversation_of(line)))?;
-    Ok(ids)
-}
-
-/// Hand each whole line of a spill file to `each`, a line at a time (a spill may be large);
-/// returns how many there were. No file: none.
-fn spill_lines(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<usize> {
-    let mut reader = match File::open(path) {
-        Ok(file) => io::BufReader::new(file),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(error) => return Err(error),
-    };
-    let (mut line, mut count) = (Vec::new(), 0);
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
-            return Ok(count);
-        }
-        each(&line);
-        count += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::Stage;
+    use crate::storage::read_back::{conversation_of, spilled};
 
     fn record(id: &str) -> TimelineRecord {
         TimelineRecord::empty(id)
