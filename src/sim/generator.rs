@@ -534,105 +534,15 @@ fn script(rng: &mut ChaCha8Rng, seq: u64, start_millis: i64, route: &Route<'_>) 
     .clone();
 
     let mut s = Script { rng, now: start_millis, participants: Vec::new(), transitions: Vec::new() };
-    let customer_name = match media {
-        Media::Voice => format!("+1 317-555-{:04}", s.rng.random_range(0..10_000)),
-        _ => format!("Guest {:04}", s.rng.random_range(0..10_000)),
-    };
-    let customer = s.join(Draft::plain(Purpose::Customer, customer_name));
-
-    let flow = match media {
-        Media::Voice => Some(Purpose::Ivr),
-        _ if s.rng.random_bool(0.5) => Some(Purpose::Workflow),
-        _ => None,
-    };
-    if let Some(purpose) = flow {
-        s.wait(300, 1_500);
-        let name = match purpose {
-            Purpose::Ivr => "Main IVR",
-            _ => "Inbound Message Flow",
-        };
-        let flow = s.join(Draft::plain(purpose, name.to_owned()));
-        s.wait(15_000, 90_000);
-        s.end(flow, "transfer");
-    }
-
-    s.wait(200, 800);
-    let acd = s.join(Draft {
-        purpose: Purpose::Acd,
-        user: None,
-        queue_id: Some(route.queue_id.clone()),
-        name: route.queue_name.clone(),
-    });
-
-    let missed = match s.rng.random_range(0..100) {
-        0..60 => 0,
-        60..90 => 1,
-        _ => 2,
-    };
-    for user in agents.by_ref().take(missed) {
-        s.wait(5_000, 60_000);
-        let alerted = s.alert(Draft::agent(user, &route.queue_id));
-        s.wait(8_000, 20_000);
-        s.end(alerted, "timeout");
-    }
-
+    let customer = s.customer(media);
+    s.through_a_flow(media);
+    let acd = s.queued(route);
+    s.missed_alerts(&mut agents, route);
     let first_user = agents.next().unwrap_or(&route.users[0]);
-    s.wait(2_000, 30_000);
-    let first = s.alert(Draft::agent(first_user, &route.queue_id));
-    s.wait(2_000, 10_000);
-    s.connect(first);
-    s.wait(50, 500);
-    s.end(acd, "transfer");
-    s.wait(30_000, 300_000);
-
+    let first = s.first_agent(first_user, acd, route);
     let second_user = agents.next().unwrap_or(&route.users[1 % route.users.len()]);
-    let mut last_agent = first;
-    match s.rng.random_range(0..100) {
-        // A plain call: nobody else joins.
-        0..50 => {}
-        // Consult or conference: someone joins while the first agent stays on.
-        50..75 => {
-            let second = if s.rng.random_bool(0.6) {
-                s.wait(1_000, 5_000);
-                let second = s.alert(Draft::agent(second_user, &route.queue_id));
-                s.wait(3_000, 10_000);
-                s.connect(second);
-                second
-            } else {
-                s.wait(5_000, 20_000);
-                let number = format!("+1 317-555-{:04}", s.rng.random_range(0..10_000));
-                s.join(Draft::plain(Purpose::External, number))
-            };
-            s.wait(20_000, 180_000);
-            let why = s.pick(&["client", "endpoint", "transfer.conference"]);
-            s.end(second, why);
-            s.wait(10_000, 120_000);
-        }
-        // Blind transfer: the first agent hands over and leaves before the second connects.
-        _ => {
-            s.end(first, "transfer");
-            s.wait(200, 2_000);
-            let second = s.alert(Draft::agent(second_user, &route.queue_id));
-            s.wait(3_000, 10_000);
-            s.connect(second);
-            s.wait(30_000, 300_000);
-            last_agent = second;
-        }
-    }
-
-    if s.rng.random_bool(0.5) {
-        // The agent ends the interaction; the customer's side follows.
-        let why = s.pick(&["client", "endpoint"]);
-        s.end(last_agent, why);
-        s.wait(100, 2_000);
-        s.end(customer, "peer");
-    } else {
-        // The customer hangs up: the agent is released by the peer, the customer's own
-        // session is torn down last.
-        s.end(last_agent, "peer");
-        s.wait(50, 500);
-        s.end(customer, "endpoint");
-    }
+    let last_agent = s.after_the_first_agent(first, second_user, route);
+    s.hang_up(last_agent, customer);
 
     Conversation {
         seq,
@@ -643,6 +553,130 @@ fn script(rng: &mut ChaCha8Rng, seq: u64, start_millis: i64, route: &Route<'_>) 
         flow_id,
         participants: s.participants,
         transitions: s.transitions,
+    }
+}
+
+/// The phases of [`script`], in the order they draw from the seeded generator.
+impl Script<'_> {
+    /// The customer joins: a phone number or a guest name.
+    fn customer(&mut self, media: Media) -> usize {
+        let name = match media {
+            Media::Voice => format!("+1 317-555-{:04}", self.rng.random_range(0..10_000)),
+            _ => format!("Guest {:04}", self.rng.random_range(0..10_000)),
+        };
+        self.join(Draft::plain(Purpose::Customer, name))
+    }
+
+    /// A voice call goes through the IVR; a chat or message through a flow half the time.
+    fn through_a_flow(&mut self, media: Media) {
+        let flow = match media {
+            Media::Voice => Some(Purpose::Ivr),
+            _ if self.rng.random_bool(0.5) => Some(Purpose::Workflow),
+            _ => None,
+        };
+        if let Some(purpose) = flow {
+            self.wait(300, 1_500);
+            let name = match purpose {
+                Purpose::Ivr => "Main IVR",
+                _ => "Inbound Message Flow",
+            };
+            let flow = self.join(Draft::plain(purpose, name.to_owned()));
+            self.wait(15_000, 90_000);
+            self.end(flow, "transfer");
+        }
+    }
+
+    /// The queue (acd) participant joins.
+    fn queued(&mut self, route: &Route<'_>) -> usize {
+        self.wait(200, 800);
+        self.join(Draft {
+            purpose: Purpose::Acd,
+            user: None,
+            queue_id: Some(route.queue_id.clone()),
+            name: route.queue_name.clone(),
+        })
+    }
+
+    /// None, one or two agents are alerted and do not answer.
+    fn missed_alerts<'u>(&mut self, agents: &mut impl Iterator<Item = &'u User>, route: &Route<'_>) {
+        let missed = match self.rng.random_range(0..100) {
+            0..60 => 0,
+            60..90 => 1,
+            _ => 2,
+        };
+        for user in agents.by_ref().take(missed) {
+            self.wait(5_000, 60_000);
+            let alerted = self.alert(Draft::agent(user, &route.queue_id));
+            self.wait(8_000, 20_000);
+            self.end(alerted, "timeout");
+        }
+    }
+
+    /// The first agent answers, and the queue hands the conversation over.
+    fn first_agent(&mut self, user: &User, acd: usize, route: &Route<'_>) -> usize {
+        self.wait(2_000, 30_000);
+        let first = self.alert(Draft::agent(user, &route.queue_id));
+        self.wait(2_000, 10_000);
+        self.connect(first);
+        self.wait(50, 500);
+        self.end(acd, "transfer");
+        self.wait(30_000, 300_000);
+        first
+    }
+
+    /// A plain talk, a consult or conference, or a blind transfer. Returns the agent still
+    /// on at the end.
+    fn after_the_first_agent(&mut self, first: usize, second_user: &User, route: &Route<'_>) -> usize {
+        match self.rng.random_range(0..100) {
+            // A plain call: nobody else joins.
+            0..50 => first,
+            // Consult or conference: someone joins while the first agent stays on.
+            50..75 => {
+                let second = if self.rng.random_bool(0.6) {
+                    self.wait(1_000, 5_000);
+                    let second = self.alert(Draft::agent(second_user, &route.queue_id));
+                    self.wait(3_000, 10_000);
+                    self.connect(second);
+                    second
+                } else {
+                    self.wait(5_000, 20_000);
+                    let number = format!("+1 317-555-{:04}", self.rng.random_range(0..10_000));
+                    self.join(Draft::plain(Purpose::External, number))
+                };
+                self.wait(20_000, 180_000);
+                let why = self.pick(&["client", "endpoint", "transfer.conference"]);
+                self.end(second, why);
+                self.wait(10_000, 120_000);
+                first
+            }
+            // Blind transfer: the first agent hands over and leaves before the second connects.
+            _ => {
+                self.end(first, "transfer");
+                self.wait(200, 2_000);
+                let second = self.alert(Draft::agent(second_user, &route.queue_id));
+                self.wait(3_000, 10_000);
+                self.connect(second);
+                self.wait(30_000, 300_000);
+                second
+            }
+        }
+    }
+
+    /// Either side ends it; the customer's session is torn down last.
+    fn hang_up(&mut self, last_agent: usize, customer: usize) {
+        if self.rng.random_bool(0.5) {
+            // The agent ends the interaction; the customer's side follows.
+            let why = self.pick(&["client", "endpoint"]);
+            self.end(last_agent, why);
+            self.wait(100, 2_000);
+            self.end(customer, "peer");
+        } else {
+            // The customer hangs up: the agent is released by the peer, the customer's own
+            // session is torn down last.
+            self.end(last_agent, "peer");
+            self.wait(50, 500);
+            self.end(customer, "endpoint");
+        }
     }
 }
 
