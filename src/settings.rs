@@ -608,8 +608,8 @@ impl Settings {
             ("heartbeat.stale_timeout", self.heartbeat.stale_timeout),
             ("reconnect.initial_backoff", self.reconnect.initial_backoff),
             ("reconnect.connect_timeout", self.reconnect.connect_timeout),
-            ("self.genesys.request_timeout", self.genesys.request_timeout),
-            ("self.genesys.max_retry_after", self.genesys.max_retry_after),
+            ("genesys.request_timeout", self.genesys.request_timeout),
+            ("genesys.max_retry_after", self.genesys.max_retry_after),
             ("state.checkpoint_interval", self.state.checkpoint_interval),
             ("log.metrics_interval", self.log.metrics_interval),
         ] {
@@ -782,6 +782,40 @@ mod tests {
         std::fs::write(&base, format!("{text}[pipeline]\nidle_timeout = \"5000years\"\n")).unwrap();
         let error = Settings::load(&base).unwrap_err().to_string();
         assert!(error.contains("idle_timeout") && error.contains("longer than a year"), "{error}");
+    }
+
+    /// Each zero duration is refused naming its key, as the config file spells it.
+    #[test]
+    fn every_zero_duration_is_named_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let valid = Settings::load(&minimal(dir.path())).unwrap();
+        let zeroes: [(&str, fn(&mut Settings)); 13] = [
+            ("pipeline.tick", |s| s.pipeline.tick = Duration::ZERO),
+            ("pipeline.close_after", |s| s.pipeline.close_after = Duration::ZERO),
+            ("pipeline.idle_timeout", |s| s.pipeline.idle_timeout = Duration::ZERO),
+            ("pipeline.verify_after", |s| s.pipeline.verify_after = Duration::ZERO),
+            ("reconnect.rotation_overlap", |s| s.reconnect.rotation_overlap = Duration::ZERO),
+            ("heartbeat.ping_interval", |s| s.heartbeat.ping_interval = Duration::ZERO),
+            ("heartbeat.stale_timeout", |s| s.heartbeat.stale_timeout = Duration::ZERO),
+            ("reconnect.initial_backoff", |s| s.reconnect.initial_backoff = Duration::ZERO),
+            ("reconnect.connect_timeout", |s| s.reconnect.connect_timeout = Duration::ZERO),
+            ("genesys.request_timeout", |s| s.genesys.request_timeout = Duration::ZERO),
+            ("genesys.max_retry_after", |s| s.genesys.max_retry_after = Duration::ZERO),
+            ("state.checkpoint_interval", |s| s.state.checkpoint_interval = Duration::ZERO),
+            ("log.metrics_interval", |s| s.log.metrics_interval = Duration::ZERO),
+        ];
+        let rendered = valid.to_toml();
+        for (key, zero) in zeroes {
+            let (section, name) = key.split_once('.').unwrap();
+            assert!(
+                rendered.contains(&format!("[{section}]")) && rendered.contains(&format!("\n{name} = ")),
+                "{key} is a key of the file:\n{rendered}"
+            );
+            let mut settings = valid.clone();
+            zero(&mut settings);
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}:")), "{key}: {error}");
+        }
     }
 
     #[test]
