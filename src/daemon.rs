@@ -1,6 +1,6 @@
 //! Builds the actor system from settings and takes it down in order. Every data hop goes
 //! through a [`Mailbox`] (one long-lived sender per downstream); control messages are
-//! plain actix sends (`actors/README.md` lists who sends what to whom).
+//! plain actix sends (ARCHITECTURE.md lists who sends what to whom).
 
 use crate::http::feed::{Feed, FeedOutput};
 use crate::http::{self, HttpState};

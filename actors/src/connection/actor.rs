@@ -84,6 +84,8 @@ pub struct ConnectionActor {
     generation: u64,
     /// The socket generation whose `socket_closing` was passed on (repeats are not).
     closing_announced: u64,
+    /// A ping was sent and no answer passed on since: the next answer is, further ones not.
+    ping_unanswered: bool,
     sink: Option<SinkWrite<ws::Message, WsSink>>,
     /// The previous socket during a make-before-break rotation, still streaming.
     retiring: Option<(u64, SinkWrite<ws::Message, WsSink>)>,
@@ -124,6 +126,7 @@ impl ConnectionActor {
             target: None,
             generation: 0,
             closing_announced: 0,
+            ping_unanswered: false,
             sink: None,
             retiring: None,
             down_since,
@@ -264,9 +267,12 @@ impl ConnectionActor {
     }
 
     /// Tell the heartbeat its ping was answered: queued whatever its mailbox holds, since a
-    /// lost one would read as a stall.
-    fn pong(&self) {
-        self.links.pong.do_send(PongReceived); // one per ping sent; lost only if the heartbeat actor stopped (shutdown)
+    /// lost one would read as a stall. Answers nobody asked for (a peer may send any number)
+    /// are not passed on.
+    fn pong(&mut self) {
+        if std::mem::take(&mut self.ping_unanswered) {
+            self.links.pong.do_send(PongReceived); // one per ping sent; lost only if the heartbeat actor stopped (shutdown)
+        }
     }
 
     /// Tell the subscription actor its channel is no use. Control, not data: queued even
@@ -625,7 +631,7 @@ impl Handler<SendPing> for ConnectionActor {
                 Some(Dialect::AnalyticsStream) => ws::Message::Ping(Bytes::from_static(b"timelined")),
                 _ => ws::Message::Text(r#"{"message":"ping"}"#.into()),
             };
-            let _ = sink.write(ping);
+            self.ping_unanswered |= sink.write(ping).is_ok();
         }
     }
 }
