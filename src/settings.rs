@@ -789,7 +789,8 @@ mod tests {
     fn every_zero_duration_is_named_by_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let valid = Settings::load(&minimal(dir.path())).unwrap();
-        let zeroes: [(&str, fn(&mut Settings)); 13] = [
+        type SetToZero = fn(&mut Settings);
+        let zeroes: [(&str, SetToZero); 13] = [
             ("pipeline.tick", |s| s.pipeline.tick = Duration::ZERO),
             ("pipeline.close_after", |s| s.pipeline.close_after = Duration::ZERO),
             ("pipeline.idle_timeout", |s| s.pipeline.idle_timeout = Duration::ZERO),
