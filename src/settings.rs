@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timelined_actors::secret::Secret;
 use timelined_actors::storage::jsonl::Fsync;
+use timelined_actors::subscription::{Interest, Shard, ShardError, MAX_CHANNELS, MAX_TOPICS_PER_CHANNEL};
 use timelined_actors::wire::Dialect;
 use zeroize::Zeroizing;
 
@@ -106,6 +107,9 @@ pub struct SubscriptionSettings {
     pub users: Vec<String>,
     pub conversations: Vec<String>,
     pub media: Vec<String>,
+    /// `"k/N"`: this instance is k of N (from 0) and takes only its share of the ids
+    /// above (see [`Shard`]). Unset: all of them.
+    pub shard: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -553,16 +557,54 @@ impl Settings {
                 "nothing to subscribe to: list queue ids (or subscription.users / subscription.conversations)",
             ));
         }
-        let topics = subscription.queues.len().max(1) * subscription.media.len().max(1)
-            + subscription.users.len() * subscription.media.len().max(1)
-            + subscription.conversations.len() * 8;
-        if topics > 1000 {
+        let channels = self.channels()?;
+        if genesys.dialect == Dialect::Notifications && channels.iter().all(|c| c.topic_count() == 0) {
+            return Err(invalid(
+                "subscription.shard",
+                "this instance's share of the configured ids is empty: fewer ids than instances",
+            ));
+        }
+        if channels.len() > MAX_CHANNELS {
+            let topics: usize = channels.iter().map(Interest::topic_count).sum();
             return Err(invalid(
                 "subscription",
-                format!("{topics} topics; Genesys allows at most 1000 per channel"),
+                format!(
+                    "{topics} topics need {} channels; Genesys allows {MAX_CHANNELS} channels of \
+                     {MAX_TOPICS_PER_CHANNEL} topics per OAuth client: spread them over instances \
+                     with subscription.shard, each with its own client",
+                    channels.len()
+                ),
             ));
         }
         Ok(())
+    }
+
+    /// This instance's share of the configured ids (`subscription.shard`).
+    pub fn shard(&self) -> Result<Shard, SettingsError> {
+        match &self.subscription.shard {
+            None => Ok(Shard::WHOLE),
+            Some(text) => text
+                .parse()
+                .map_err(|error: ShardError| invalid("subscription.shard", format!("{text:?}: {error}"))),
+        }
+    }
+
+    /// What each channel subscribes to: this instance's share, spread over channels of at
+    /// most [`MAX_TOPICS_PER_CHANNEL`] topics. The analytics stream is one socket with a
+    /// filter, never split.
+    pub fn channels(&self) -> Result<Vec<Interest>, SettingsError> {
+        let subscription = &self.subscription;
+        let interest = Interest {
+            queues: subscription.queues.clone(),
+            users: subscription.users.clone(),
+            conversations: subscription.conversations.clone(),
+            media: subscription.media.clone(),
+        }
+        .shard(self.shard()?);
+        Ok(match self.genesys.dialect {
+            Dialect::Notifications => interest.split(MAX_TOPICS_PER_CHANNEL),
+            Dialect::AnalyticsStream => vec![interest],
+        })
     }
 
     /// Capacities and bounds: none may be 0.
@@ -817,6 +859,34 @@ mod tests {
             let error = settings.validate().unwrap_err().to_string();
             assert!(error.starts_with(&format!("{key}:")), "{key}: {error}");
         }
+    }
+
+    /// 20 channels of 1,000 topics are the most one OAuth client holds: one topic more is
+    /// refused naming the key, as are a malformed shard and a share with nothing in it.
+    #[test]
+    fn topics_past_twenty_channels_and_bad_shards_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load(&minimal(dir.path())).unwrap();
+        settings.subscription.queues = (0..20_000).map(|i| format!("q{i}")).collect();
+        assert_eq!(settings.channels().unwrap().len(), 20);
+        settings.validate().unwrap();
+        settings.subscription.users = vec!["one-more".into()];
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.starts_with("subscription: 20001 topics need 21 channels"), "{error}");
+        // Half of them in this instance: fits again.
+        settings.subscription.shard = Some("1/2".into());
+        settings.validate().unwrap();
+        assert!(settings.channels().unwrap().len() <= 11);
+        settings.subscription.shard = Some("2/2".into());
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.starts_with("subscription.shard: \"2/2\": k must be below N"), "{error}");
+        let mut one = Settings::load(&minimal(dir.path())).unwrap();
+        let owner = Shard::owner(2, "q1");
+        one.subscription.shard = Some(format!("{}/2", 1 - owner));
+        let error = one.validate().unwrap_err().to_string();
+        assert!(error.starts_with("subscription.shard: this instance's share"), "{error}");
+        one.subscription.shard = Some(format!("{owner}/2"));
+        one.validate().unwrap();
     }
 
     #[test]
