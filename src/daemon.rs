@@ -1,6 +1,8 @@
-//! Builds the actor system from settings and takes it down in order. Every data hop goes
-//! through a [`Mailbox`] (one long-lived sender per downstream); control messages are
-//! plain actix sends (ARCHITECTURE.md lists who sends what to whom).
+//! Builds the actor system from settings and takes it down in order: the outputs, the
+//! token, one TimelineActor (with its backfill worker), and per notification channel a
+//! connection, heartbeat and subscription. Every data hop goes through a [`Mailbox`] (one
+//! long-lived sender per downstream); control messages are plain actix sends
+//! (ARCHITECTURE.md lists who sends what to whom).
 
 use crate::http::feed::{Feed, FeedOutput};
 use crate::http::{self, HttpState};
@@ -43,6 +45,9 @@ pub enum DaemonError {
     Http { listen: String, error: std::io::Error },
     #[error("state.directory: cannot create {path}: {error}")]
     StateDirectory { path: String, error: std::io::Error },
+    /// Settings `check-config` would refuse (the daemon is started without it in tests).
+    #[error("{0}")]
+    Settings(Box<crate::settings::SettingsError>),
 }
 
 /// A running pipeline.
@@ -53,11 +58,12 @@ pub struct Daemon {
     pub metrics: Arc<Metrics>,
     /// Every open timeline, read-only for the HTTP side.
     pub timelines: Arc<OpenTimelines>,
-    pub liveness: Arc<Liveness>,
+    /// Each channel's facts, by channel index.
+    pub channels: Vec<Arc<Liveness>>,
     pub health: Arc<Health>,
     probe: Probe,
     saves_state: bool,
-    connection: Addr<ConnectionActor>,
+    connections: Vec<Addr<ConnectionActor>>,
     timeline: Addr<TimelineActor>,
     consumers: Vec<Addr<ConsumerActor>>,
     /// The JSONL sinks among `consumers` (reopened on SIGHUP).
@@ -80,12 +86,11 @@ fn token_config(settings: &Settings, client_secret: timelined_actors::secret::Se
     }
 }
 
-fn backfill_config(settings: &Settings) -> BackfillConfig {
+fn backfill_config(settings: &Settings, channels: Vec<Interest>) -> BackfillConfig {
     BackfillConfig {
         api_base: settings.genesys.api_base(),
-        queues: settings.subscription.queues.clone(),
+        channels,
         search_lead: settings.backfill.search_lead,
-        users: settings.subscription.users.clone(),
         request_timeout: settings.genesys.request_timeout,
         concurrency: settings.backfill.concurrency,
         max_attempts: settings.backfill.max_attempts,
@@ -95,8 +100,9 @@ fn backfill_config(settings: &Settings) -> BackfillConfig {
     }
 }
 
-fn connection_config(settings: &Settings, resumed: bool) -> ConnectionConfig {
+fn connection_config(settings: &Settings, channel: usize, resumed: bool) -> ConnectionConfig {
     ConnectionConfig {
+        channel,
         max_frame_bytes: settings.pipeline.max_frame_bytes,
         connect_timeout: settings.reconnect.connect_timeout,
         rotation_overlap: settings.reconnect.rotation_overlap,
@@ -117,17 +123,11 @@ fn heartbeat_config(settings: &Settings) -> HeartbeatConfig {
     }
 }
 
-fn subscription_config(settings: &Settings) -> SubscriptionConfig {
-    let subscription = &settings.subscription;
+fn subscription_config(settings: &Settings, interest: Interest) -> SubscriptionConfig {
     SubscriptionConfig {
         api_base: settings.genesys.api_base(),
         dialect: settings.genesys.dialect,
-        interest: Interest {
-            queues: subscription.queues.clone(),
-            users: subscription.users.clone(),
-            conversations: subscription.conversations.clone(),
-            media: subscription.media.clone(),
-        },
+        interest,
         request_timeout: settings.genesys.request_timeout,
         backoff: settings.reconnect.backoff(),
         max_retry_after: settings.genesys.max_retry_after,
@@ -267,10 +267,11 @@ impl Daemon {
             count: settings.pipeline.max_interned_strings,
             bytes: settings.pipeline.max_interned_bytes,
         });
+        let interests = settings.channels().map_err(|error| DaemonError::Settings(Box::new(error)))?;
         let shared = Shared {
             metrics: Arc::new(Metrics::new()),
             timelines: Arc::new(DashMap::new()),
-            liveness: Arc::new(Liveness::default()),
+            channels: interests.iter().map(|_| Arc::new(Liveness::default())).collect(),
             gaps: Arc::new(GapLedger::default()),
             health: Arc::new(Health::default()),
         };
@@ -287,20 +288,30 @@ impl Daemon {
             log.new(o!("actor" => "token")),
         )
         .start();
-        let TimelineStage { address: timeline, inbox, resumed, arbiter } =
-            start_timeline(settings, &shared, publications, unwritten, &tokens, &log)?;
+        let stage =
+            start_timeline(settings, &shared, interests.clone(), publications, unwritten, &tokens, &log)?;
+        let connections = interests
+            .into_iter()
+            .zip(shared.channels.clone())
+            .enumerate()
+            .map(|(index, (interest, liveness))| {
+                let channel = ChannelSpec { index, interest, liveness };
+                start_stream(settings, &shared, channel, &stage, &tokens, &log)
+            })
+            .collect();
+        let TimelineStage { address: timeline, arbiter, .. } = stage;
         arbiters.push(arbiter);
-        let connection = start_stream(settings, &shared, &timeline, inbox, resumed, tokens, &log);
-        let Shared { metrics, timelines, liveness, health, .. } = shared;
+        let Shared { metrics, timelines, channels, health, .. } = shared;
 
         let metrics_line =
             actix_rt::spawn(metrics_line(metrics.clone(), settings.log.metrics_interval, log.clone()));
-        info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base());
+        info!(log, "timelined started"; "dialect" => ?settings.genesys.dialect, "api" => settings.genesys.api_base(),
+            "channels" => channels.len());
         let stale_timeout = settings.heartbeat.stale_timeout;
         let probe = Probe {
             timeline: timeline.clone(),
             health: health.clone(),
-            liveness: liveness.clone(),
+            channels: channels.clone(),
             metrics: metrics.clone(),
             stale_timeout,
         };
@@ -322,11 +333,11 @@ impl Daemon {
             http,
             metrics,
             timelines,
-            liveness,
+            channels,
             health,
             probe,
             saves_state: settings.state.directory.is_some(),
-            connection,
+            connections,
             timeline,
             consumers,
             sinks,
@@ -372,9 +383,11 @@ impl Daemon {
     /// incomplete and write it out); flush every output.
     pub async fn shutdown(self) {
         info!(self.log, "shutting down");
-        if self.connection.send(Shutdown).await.is_err() {
-            // Gone already: nothing is being read, which is what Shutdown asks.
-            slog::debug!(self.log, "connection actor gone before shutdown");
+        for connection in &self.connections {
+            if connection.send(Shutdown).await.is_err() {
+                // Gone already: nothing is being read, which is what Shutdown asks.
+                slog::debug!(self.log, "connection actor gone before shutdown");
+            }
         }
         if self.saves_state {
             if self.timeline.send(Settle).await.is_err() {
@@ -446,14 +459,14 @@ impl Daemon {
 pub struct Probe {
     timeline: Addr<TimelineActor>,
     health: Arc<Health>,
-    liveness: Arc<Liveness>,
+    channels: Vec<Arc<Liveness>>,
     metrics: Arc<Metrics>,
     stale_timeout: std::time::Duration,
 }
 
 impl Probe {
     pub fn readiness(&self) -> Result<(), String> {
-        self.health.readiness(&self.liveness, self.stale_timeout)
+        self.health.readiness(&self.channels, self.stale_timeout)
     }
 
     /// The actor system answers within `within`: the TimelineActor's loop is turning.
@@ -480,7 +493,8 @@ impl Probe {
 struct Shared {
     metrics: Arc<Metrics>,
     timelines: Arc<OpenTimelines>,
-    liveness: Arc<Liveness>,
+    /// Each channel's facts, by channel index.
+    channels: Vec<Arc<Liveness>>,
     gaps: Arc<GapLedger>,
     health: Arc<Health>,
 }
@@ -500,6 +514,7 @@ struct TimelineStage {
 fn start_timeline(
     settings: &Settings,
     shared: &Shared,
+    channels: Vec<Interest>,
     publications: Vec<ConsumerLink>,
     unwritten: Arc<Unwritten>,
     tokens: &Addr<TokenActor>,
@@ -511,8 +526,9 @@ fn start_timeline(
         .with_weight_capacity(settings.pipeline.timeline_mailbox_events);
     let (sender, receiver) = channel::channel::<TimelineActor>(inbox.capacity());
     let address = Addr::new(sender);
+    let channel_count = channels.len();
     let backfill = BackfillActor::new(
-        backfill_config(settings),
+        backfill_config(settings, channels),
         tokens.clone(),
         address.clone().recipient(),
         address.clone().recipient(),
@@ -550,6 +566,7 @@ fn start_timeline(
             tick_interval: settings.pipeline.tick,
             gap_grace: settings.pipeline.gap_grace,
             checkpoint_interval: settings.state.checkpoint_interval,
+            channels: channel_count,
         },
         shared.metrics.clone(),
         log.new(o!("actor" => "timeline")),
@@ -561,49 +578,61 @@ fn start_timeline(
     Ok(TimelineStage { address, inbox, resumed, arbiter })
 }
 
-/// The three actors that keep one stream up: the supervised ConnectionActor, and the
-/// HeartbeatActor and SubscriptionActor it talks to. Each needs the others' addresses:
-/// the heartbeat's and subscription's contexts exist first, and run once the connection
-/// has started.
+/// One notification channel: its index (from 0), what it subscribes to, its facts.
+struct ChannelSpec {
+    index: usize,
+    interest: Interest,
+    liveness: Arc<Liveness>,
+}
+
+/// The three actors that keep channel `channel`'s stream up: the supervised
+/// ConnectionActor, and the HeartbeatActor and SubscriptionActor it talks to. Each needs
+/// the others' addresses: the heartbeat's and subscription's contexts exist first, and run
+/// once the connection has started. Every channel feeds the one timeline, through the one
+/// inbox that bounds what all of them queue there.
 fn start_stream(
     settings: &Settings,
     shared: &Shared,
-    timeline: &Addr<TimelineActor>,
-    timeline_inbox: Inbox,
-    resumed: bool,
-    tokens: Addr<TokenActor>,
+    ChannelSpec { index: channel, interest, liveness }: ChannelSpec,
+    timeline: &TimelineStage,
+    tokens: &Addr<TokenActor>,
     log: &Logger,
 ) -> Addr<ConnectionActor> {
+    let log = log.new(o!("channel" => channel));
     let heartbeat_context = Context::<HeartbeatActor>::new();
     let subscription_context = Context::<SubscriptionActor>::new();
     let links = ConnectionLinks {
-        timeline: Mailbox::new(timeline.clone().recipient(), timeline_inbox, shared.metrics.clone()),
+        timeline: Mailbox::new(
+            timeline.address.clone().recipient(),
+            timeline.inbox.clone(),
+            shared.metrics.clone(),
+        ),
         gaps: shared.gaps.clone(),
         pong: heartbeat_context.address().recipient(),
         channel_lost: subscription_context.address().recipient(),
         channel_closing: subscription_context.address().recipient(),
-        socket_gap: timeline.clone().recipient(),
+        socket_gap: timeline.address.clone().recipient(),
         tokens: tokens.clone(),
     };
-    let connection_config = connection_config(settings, resumed);
+    let connection_config = connection_config(settings, channel, timeline.resumed);
     let connection = {
         let (liveness, metrics, log) =
-            (shared.liveness.clone(), shared.metrics.clone(), log.new(o!("actor" => "connection")));
+            (liveness.clone(), shared.metrics.clone(), log.new(o!("actor" => "connection")));
         Supervisor::start(move |_| ConnectionActor::new(connection_config, links, liveness, metrics, log))
     };
     heartbeat_context.run(HeartbeatActor::new(
         heartbeat_config(settings),
-        shared.liveness.clone(),
+        liveness.clone(),
         connection.clone().recipient(),
         connection.clone().recipient(),
         connection.clone().recipient(),
         shared.metrics.clone(),
     ));
     subscription_context.run(SubscriptionActor::new(
-        subscription_config(settings),
-        tokens,
+        subscription_config(settings, interest),
+        tokens.clone(),
         connection.clone().recipient(),
-        shared.health.clone(),
+        liveness,
         log.new(o!("actor" => "subscription")),
     ));
     connection

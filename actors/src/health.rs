@@ -1,7 +1,7 @@
 //! Readiness facts shared by the actors and read by `/readyz`: whether a token is held,
-//! whether the subscription is in place, whether — through [`Liveness`] — a socket is
-//! open and fresh, and which outputs (sinks, the state directory) are failing and why.
-//! Each actor or output sets only its own fact.
+//! whether — through each channel's [`Liveness`] — the channel is subscribed and its
+//! socket open and fresh, and which outputs (sinks, the state directory) are failing and
+//! why. Each actor or output sets only its own fact.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub struct Health {
     token_ok: AtomicBool,
-    subscribed: AtomicBool,
     /// Why the token cannot be had, when the reason is the configuration.
     token_problem: Mutex<Option<String>>,
     /// Failing outputs, by name (`sink /var/lib/…`, `state directory /var/lib/…`): why.
@@ -33,10 +32,6 @@ impl Health {
         *lock(&self.token_problem) = problem;
     }
 
-    pub fn set_subscribed(&self, subscribed: bool) {
-        self.subscribed.store(subscribed, Ordering::Release);
-    }
-
     /// `output` is failing (`Some(why)`) or works again (`None`). The stream goes on
     /// either way; readiness says so.
     pub fn output(&self, output: &str, problem: Option<String>) {
@@ -55,9 +50,14 @@ impl Health {
         })
     }
 
-    /// Ready = subscribed, a socket open, a frame seen within `stale_timeout`, and every
-    /// output writing. `Err` says why not, in words an operator can act on.
-    pub fn readiness(&self, liveness: &Liveness, stale_timeout: Duration) -> Result<(), String> {
+    /// Ready = every channel subscribed, its socket open and a frame seen on it within
+    /// `stale_timeout`, and every output writing. `Err` says why not, in words an operator
+    /// can act on (naming the channel when there are several).
+    pub fn readiness<L: std::ops::Deref<Target = Liveness>>(
+        &self,
+        channels: &[L],
+        stale_timeout: Duration,
+    ) -> Result<(), String> {
         if !self.token_ok.load(Ordering::Acquire) {
             let problem = lock(&self.token_problem).clone();
             return Err(match problem {
@@ -65,15 +65,21 @@ impl Health {
                 None => "no access token yet".into(),
             });
         }
-        if !self.subscribed.load(Ordering::Acquire) {
-            return Err("not subscribed".into());
-        }
-        if liveness.open_generation().is_none() {
-            return Err("streaming socket not connected".into());
-        }
-        let silent = liveness.since_last_frame();
-        if silent >= stale_timeout {
-            return Err(format!("no frame for {}s", silent.as_secs()));
+        for (index, liveness) in channels.iter().enumerate() {
+            let named = |why: String| match channels.len() {
+                1 => why,
+                _ => format!("channel {index}: {why}"),
+            };
+            if !liveness.subscribed() {
+                return Err(named("not subscribed".into()));
+            }
+            if liveness.open_generation().is_none() {
+                return Err(named("streaming socket not connected".into()));
+            }
+            let silent = liveness.since_last_frame();
+            if silent >= stale_timeout {
+                return Err(named(format!("no frame for {}s", silent.as_secs())));
+            }
         }
         if let Some(degraded) = self.degraded() {
             return Err(format!("degraded (still streaming): {degraded}"));
@@ -82,11 +88,13 @@ impl Health {
     }
 }
 
-/// Facts about the current socket that the HeartbeatActor reads without a message per
-/// frame: which socket generation is open (0 = none) and when the last frame arrived.
+/// Facts about one channel that the HeartbeatActor and `/readyz` read without a message
+/// per frame: whether it is subscribed, which socket generation is open (0 = none) and
+/// when the last frame arrived.
 #[derive(Debug)]
 pub struct Liveness {
     epoch: Instant,
+    subscribed: AtomicBool,
     open_generation: AtomicU64,
     last_frame_ms: AtomicU64,
 }
@@ -95,6 +103,7 @@ impl Default for Liveness {
     fn default() -> Self {
         Liveness {
             epoch: Instant::now(),
+            subscribed: AtomicBool::new(false),
             open_generation: AtomicU64::new(0),
             last_frame_ms: AtomicU64::new(0),
         }
@@ -102,6 +111,14 @@ impl Default for Liveness {
 }
 
 impl Liveness {
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Release);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
     pub fn opened(&self, generation: u64) {
         self.frame_seen();
         self.open_generation.store(generation, Ordering::Release);
@@ -136,27 +153,48 @@ mod tests {
     #[test]
     fn readiness_needs_every_fact() {
         let health = Health::default();
-        let liveness = Liveness::default();
+        let liveness = [&Liveness::default()];
         let timeout = Duration::from_secs(30);
         assert_eq!(health.readiness(&liveness, timeout), Err("no access token yet".into()));
         health.token_failed(Some("client rejected".into()));
         assert_eq!(health.readiness(&liveness, timeout), Err("no access token: client rejected".into()));
         health.token_obtained();
         assert_eq!(health.readiness(&liveness, timeout), Err("not subscribed".into()));
-        health.set_subscribed(true);
+        liveness[0].set_subscribed(true);
         assert_eq!(health.readiness(&liveness, timeout), Err("streaming socket not connected".into()));
-        liveness.opened(1);
+        liveness[0].opened(1);
         assert_eq!(health.readiness(&liveness, timeout), Ok(()));
         assert!(health.readiness(&liveness, Duration::ZERO).unwrap_err().starts_with("no frame for"));
     }
 
     #[test]
+    fn readiness_needs_every_channel_and_names_the_one_that_is_not() {
+        let health = Health::default();
+        health.token_obtained();
+        let channels: Vec<Liveness> = (0..3).map(|_| Liveness::default()).collect();
+        for channel in &channels {
+            channel.set_subscribed(true);
+            channel.opened(1);
+        }
+        let refs: Vec<&Liveness> = channels.iter().collect();
+        assert_eq!(health.readiness(&refs, Duration::from_secs(30)), Ok(()));
+        channels[1].closed(1);
+        assert_eq!(
+            health.readiness(&refs, Duration::from_secs(30)),
+            Err("channel 1: streaming socket not connected".into())
+        );
+        channels[2].set_subscribed(false);
+        channels[1].opened(2);
+        assert_eq!(health.readiness(&refs, Duration::from_secs(30)), Err("channel 2: not subscribed".into()));
+    }
+
+    #[test]
     fn a_failing_output_is_named_until_it_recovers() {
         let health = Health::default();
-        let liveness = Liveness::default();
+        let liveness = [&Liveness::default()];
         health.token_obtained();
-        health.set_subscribed(true);
-        liveness.opened(1);
+        liveness[0].set_subscribed(true);
+        liveness[0].opened(1);
         health.output("sink /x.jsonl", Some("No space left on device".into()));
         health.output("state directory /s", Some("Read-only file system".into()));
         assert_eq!(

@@ -116,6 +116,12 @@ pub struct CauseLabels {
     pub cause: ReconnectCause,
 }
 
+/// One notification channel (its socket), by index from 0.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: usize,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub outcome: TokenOutcome,
@@ -154,7 +160,9 @@ pub struct Metrics {
     pub events_dropped: Family<DropLabels, Counter>,
     pub malformed_frames: Family<MalformedLabels, Counter>,
     pub reconnects: Family<CauseLabels, Counter>,
-    pub connection_up: Gauge,
+    pub connection_up: Family<ChannelLabels, Gauge>,
+    /// Outages healed (a lost, stalled or restarted socket), by channel.
+    pub socket_gaps: Family<ChannelLabels, Counter>,
     pub heartbeat_rtt_seconds: Gauge<f64, AtomicU64>,
     /// Sockets that left a ping unanswered for a whole ping interval, then answered.
     pub stream_stalls: Counter,
@@ -187,7 +195,8 @@ impl Metrics {
             events_dropped: Family::default(),
             malformed_frames: Family::default(),
             reconnects: Family::default(),
-            connection_up: Gauge::default(),
+            connection_up: Family::default(),
+            socket_gaps: Family::default(),
             heartbeat_rtt_seconds: Gauge::default(),
             stream_stalls: Counter::default(),
             token_refreshes: Family::default(),
@@ -248,7 +257,17 @@ impl Metrics {
             metrics.malformed_frames.clone(),
         );
         r.register("reconnects", "WebSocket reconnects by cause", metrics.reconnects.clone());
-        r.register("connection_up", "1 while a streaming socket is open", metrics.connection_up.clone());
+        r.register(
+            "connection_up",
+            "1 while the channel's streaming socket is open",
+            metrics.connection_up.clone(),
+        );
+        r.register(
+            "socket_gaps",
+            "Outages of a channel's stream (lost, stalled, or the daemon restarted) whose conversations \
+             are backfilled",
+            metrics.socket_gaps.clone(),
+        );
         r.register(
             "heartbeat_rtt_seconds",
             "Round-trip time of the last ping",

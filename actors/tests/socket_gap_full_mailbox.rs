@@ -21,7 +21,7 @@ use timelined_actors::timeline::actor::{
     ParticipantEvents, Persist, SocketGap, TimelineActor, TimelineActorConfig, TimelineLinks,
 };
 use timelined_actors::timeline::state::{FinalSave, SaveError, Snapshot, StateStore, Unwritten};
-use timelined_actors::timeline::{GapLedger, TimelineBook, TimelineRules};
+use timelined_actors::timeline::{GapLedger, Outage, TimelineBook, TimelineRules};
 
 /// A store whose shutdown save says it has begun, then waits until it is let go.
 struct HeldStore {
@@ -58,13 +58,16 @@ impl Handler<Backfill> for Requests {
 
 fn joined(conversation: &str, participant: &str) -> ParticipantEvents {
     let details = EventDetails { purpose: Some("customer".into()), ..Default::default() };
-    ParticipantEvents(vec![ParticipantEvent::new(
-        conversation.into(),
-        participant,
-        Action::Joined,
-        Utc::now(),
-        details,
-    )])
+    ParticipantEvents {
+        channel: 0,
+        events: vec![ParticipantEvent::new(
+            conversation.into(),
+            participant,
+            Action::Joined,
+            Utc::now(),
+            details,
+        )],
+    }
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -110,6 +113,7 @@ async fn an_outage_while_the_timeline_mailbox_is_full_is_still_healed() {
             tick_interval: Duration::from_millis(10),
             checkpoint_interval: Duration::from_secs(3600),
             gap_grace: Duration::ZERO,
+            channels: 1,
         },
         metrics.clone(),
         slog::Logger::root(slog::Discard, slog::o!()),
@@ -136,11 +140,12 @@ async fn an_outage_while_the_timeline_mailbox_is_full_is_still_healed() {
     assert!(refused > 0, "the timeline mailbox is full: an event was refused");
     // Past the count of events, actix's own channel is filled too, until it refuses.
     let raw: Recipient<ParticipantEvents> = timeline.clone().recipient();
-    let full = (0..1_000).any(|_| raw.try_send(ParticipantEvents(Vec::new())).is_err());
+    let full =
+        (0..1_000).any(|_| raw.try_send(ParticipantEvents { channel: 0, events: Vec::new() }).is_err());
     assert!(full, "the actor's channel is full: a bounded send is refused");
     assert!(asked.lock().unwrap().is_empty(), "nothing is asked before the gap");
 
-    socket_gap.do_send(SocketGap);
+    socket_gap.do_send(SocketGap { channel: 0, outage: Outage::Socket });
     let_go.send(()).unwrap();
     save.await.unwrap().unwrap().unwrap();
     wait_until("the open conversation to be backfilled", || {

@@ -61,7 +61,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (log, guard) = file_logger(&scratch.path("daemon.log"))?;
     let daemon = Daemon::start(&settings, log)?;
     let metrics = daemon.metrics.clone();
-    let liveness = daemon.liveness.clone();
+    let liveness = daemon.channels[0].clone();
     wait_for("events to flow", Duration::from_secs(20), || metrics.events_received.get() > 0).await?;
 
     let mut kills = Vec::with_capacity(options.kills);

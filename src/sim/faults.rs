@@ -35,6 +35,9 @@ const NOT_JSON_BYTES: &[u8] = b"\xff\xfe not json \x80";
 pub enum Fault {
     /// Every open streaming socket (both dialects) ends without a Close frame.
     DropSocket,
+    /// The socket of every channel subscribed to `topic` ends without a Close frame; the
+    /// other channels' sockets stream on.
+    DropChannelSocket { topic: String },
     /// Every open socket gets a Close frame with this code, then is closed.
     Close { code: u16 },
     /// Every socket open now sends nothing for this long (no data, heartbeats or pongs)
@@ -79,6 +82,9 @@ pub enum Fault {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum Tagged {
     DropSocket {},
+    DropChannelSocket {
+        topic: String,
+    },
     Close {
         code: u16,
     },
@@ -133,6 +139,7 @@ impl From<Tagged> for Fault {
     fn from(tagged: Tagged) -> Self {
         match tagged {
             Tagged::DropSocket {} => Fault::DropSocket,
+            Tagged::DropChannelSocket { topic } => Fault::DropChannelSocket { topic },
             Tagged::Close { code } => Fault::Close { code },
             Tagged::Stall { seconds } => Fault::Stall { seconds },
             Tagged::SocketClosing { close_after } => Fault::SocketClosing { close_after },
@@ -155,6 +162,7 @@ impl From<Fault> for Tagged {
     fn from(fault: Fault) -> Self {
         match fault {
             Fault::DropSocket => Tagged::DropSocket {},
+            Fault::DropChannelSocket { topic } => Tagged::DropChannelSocket { topic },
             Fault::Close { code } => Tagged::Close { code },
             Fault::Stall { seconds } => Tagged::Stall { seconds },
             Fault::SocketClosing { close_after } => Tagged::SocketClosing { close_after },
@@ -246,6 +254,7 @@ impl Fault {
     pub fn kind(&self) -> &'static str {
         match self {
             Fault::DropSocket => "drop_socket",
+            Fault::DropChannelSocket { .. } => "drop_channel_socket",
             Fault::Close { .. } => "close",
             Fault::Stall { .. } => "stall",
             Fault::SocketClosing { .. } => "socket_closing",
@@ -281,6 +290,9 @@ impl Fault {
             }
             Fault::SocketClosing { close_after } if *close_after > MAX_DELAY => {
                 Some(format!("close_after must be at most {}", humantime::format_duration(MAX_DELAY)))
+            }
+            Fault::DropChannelSocket { topic } if topic.is_empty() => {
+                Some("topic must not be empty".to_owned())
             }
             Fault::Http { path, .. } if !path.starts_with('/') => {
                 Some(format!("path must start with '/', not {path:?}"))
@@ -494,6 +506,10 @@ mod tests {
     fn every_documented_shape_parses() {
         let cases = [
             (r#"{"kind":"drop_socket"}"#, Fault::DropSocket),
+            (
+                r#"{"kind":"drop_channel_socket","topic":"v2.routing.queues.q.conversations"}"#,
+                Fault::DropChannelSocket { topic: "v2.routing.queues.q.conversations".into() },
+            ),
             (r#"{"kind":"close","code":1011}"#, Fault::Close { code: 1011 }),
             (r#"{"kind":"stall","seconds":20}"#, Fault::Stall { seconds: 20.0 }),
             (

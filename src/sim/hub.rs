@@ -33,7 +33,8 @@ mod fault_state;
 mod playback;
 mod service;
 
-/// Channels one client may hold; creating one more evicts the oldest, as the service does.
+/// Channels one client may hold. Creating one more replaces the oldest channel without an
+/// open socket, as the service documents; with a socket open on every one it is refused.
 const MAX_CHANNELS: usize = 20;
 /// Share of data frames sent twice when duplicates are on.
 const DUPLICATE_RATE: f64 = 0.05;
@@ -365,21 +366,38 @@ mod tests {
     }
 
     #[test]
-    fn the_twenty_first_channel_evicts_the_oldest() {
+    fn the_twenty_first_channel_evicts_the_oldest_unconnected_or_is_refused() {
         let hub = hub();
-        let first = hub.create_channel("sim-token");
+        let first = hub.create_channel("sim-token").unwrap();
         assert!(first.id.starts_with("streaming-0-"));
-        for _ in 0..MAX_CHANNELS {
-            hub.create_channel("sim-token");
+        let mut writers = Vec::new();
+        let mut ids = vec![first.id.clone()];
+        for _ in 1..MAX_CHANNELS {
+            ids.push(hub.create_channel("sim-token").unwrap().id);
         }
-        assert!(!hub.channel_is_alive(&first.id));
+        // The oldest has a socket: the oldest without one goes.
+        let (tx, writer) = test_socket(hub.outlet());
+        assert!(hub.attach_socket(&ids[0], 1, tx));
+        writers.push(writer);
+        hub.create_channel("sim-token").unwrap();
+        assert!(hub.channel_is_alive(&ids[0]));
+        assert!(!hub.channel_is_alive(&ids[1]));
         assert_eq!(hub.lock().channels.len(), MAX_CHANNELS);
+        // A socket on every channel: the 21st is refused and nothing is evicted.
+        let alive: Vec<String> = hub.lock().channels.iter().map(|c| c.id.clone()).collect();
+        for (socket, id) in alive.iter().enumerate().skip(1) {
+            let (tx, writer) = test_socket(hub.outlet());
+            assert!(hub.attach_socket(id, socket as u64 + 1, tx));
+            writers.push(writer);
+        }
+        assert!(hub.create_channel("sim-token").is_none());
+        assert!(alive.iter().all(|id| hub.channel_is_alive(id)));
     }
 
     #[test]
     fn subscriptions_replace_add_list_and_reject() {
         let hub = hub();
-        let channel = hub.create_channel("sim-token").id;
+        let channel = hub.create_channel("sim-token").unwrap().id;
         let queue = "v2.routing.queues.q.conversations".to_owned();
         let user = "v2.users.u.conversations.calls".to_owned();
         let entities = hub
@@ -470,10 +488,10 @@ mod tests {
         let hub = hub();
         let queue_topics: Vec<String> =
             DEFAULT_QUEUES.iter().map(|q| format!("v2.routing.queues.{q}.conversations")).collect();
-        let unplugged = hub.create_channel("sim-token").id;
+        let unplugged = hub.create_channel("sim-token").unwrap().id;
         hub.subscriptions(&unplugged, SubscriptionOp::Replace, queue_topics.clone()).unwrap();
         // Somebody listens, but to a topic nothing is published on.
-        let listening = hub.create_channel("sim-token").id;
+        let listening = hub.create_channel("sim-token").unwrap().id;
         hub.subscriptions(&listening, SubscriptionOp::Replace, vec!["v2.users.nobody.conversations".into()])
             .unwrap();
         let (tx, mut writer) = test_socket(hub.outlet());
@@ -522,8 +540,8 @@ mod tests {
     #[test]
     fn evicting_and_expiring_forget_channels() {
         let hub = hub();
-        let idle = hub.create_channel("sim-token").id;
-        let connected = hub.create_channel("sim-token").id;
+        let idle = hub.create_channel("sim-token").unwrap().id;
+        let connected = hub.create_channel("sim-token").unwrap().id;
         let (tx, mut writer) = test_socket(hub.outlet());
         assert!(hub.attach_socket(&connected, 1, tx));
         hub.apply(&Fault::ExpireChannel);
@@ -543,7 +561,7 @@ mod tests {
         };
         let hub = Hub::new(Settings::from_config(&config), Arc::new(Outlet::new(None).unwrap()));
         let (token, _) = hub.issue_token();
-        let channel = hub.create_channel(&token).id;
+        let channel = hub.create_channel(&token).unwrap().id;
         let (tx, _writer) = test_socket(hub.outlet());
         assert!(hub.attach_socket(&channel, 1, tx));
         let deadline = hub.socket_deadline(&channel, 1).unwrap();

@@ -266,7 +266,6 @@ impl SimHandle {
         self.hub.set_paused(paused);
     }
 
-    /// Faults applied so far, by any route (configured ones count once applied).
     /// The latest requests the simulator was sent (up to 10,000), as `METHOD target`, the
     /// target as the client wrote it: what a test of request paths looks at.
     pub fn requests(&self) -> Vec<String> {
@@ -278,6 +277,7 @@ impl SimHandle {
         self.hub.requests().into_iter().filter(|(_, r)| r == request).map(|(at, _)| at).collect()
     }
 
+    /// Faults applied so far, by any route (configured ones count once applied).
     pub fn faults_applied(&self) -> u64 {
         self.hub.faults_applied()
     }

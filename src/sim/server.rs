@@ -167,7 +167,14 @@ async fn create_channel(req: HttpRequest, body: web::Bytes, hub: web::Data<Hub>)
         return api_error(StatusCode::BAD_REQUEST, "bad.request", "The request body is not JSON.");
     }
     let token = credentials(&req, "Bearer").unwrap_or_default();
-    let channel = hub.create_channel(token);
+    let Some(channel) = hub.create_channel(token) else {
+        // The service documents the limit, not its answer: a 400 in its error shape.
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "channel.limit.exceeded",
+            "Every one of the 20 channels this client may hold has an open connection.",
+        );
+    };
     let host = req.connection_info().host().to_owned();
     let connect_uri = channel.connect_uri.unwrap_or_else(|| format!("ws://{host}/channels/{}", channel.id));
     HttpResponse::Ok().json(json!({

@@ -10,6 +10,7 @@ use crate::backoff::{Backoff, BackoffPolicy};
 use crate::event::ParticipantEvent;
 use crate::internal_events::printable;
 use crate::metrics::{BackfillLabels, BackfillOutcome, Metrics};
+use crate::subscription::Interest;
 use crate::token::actor::{GetToken, Invalidate, TokenActor};
 use actix::prelude::*;
 use rand::Rng;
@@ -21,12 +22,12 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct BackfillConfig {
     pub api_base: String,
-    /// Queues and users whose conversations are searched for after an outage.
-    pub queues: Vec<String>,
+    /// What each channel subscribes to, by channel index: its queues and users are
+    /// searched after its outage.
+    pub channels: Vec<Interest>,
     /// How far before the outage the search starts: a conversation is seen on a queue
     /// only once it reaches it, possibly long after it started (in an IVR, say).
     pub search_lead: Duration,
-    pub users: Vec<String>,
     pub request_timeout: Duration,
     pub concurrency: usize,
     pub max_attempts: u32,
@@ -42,18 +43,23 @@ pub struct BackfillConfig {
 #[rtype(result = "()")]
 pub struct Backfill(pub Vec<BackfillRequest>);
 
-/// Find the conversations that started in this event-time window (an outage).
+/// Find the conversations on channel `channel`'s queues and users that started in this
+/// event-time window (its outage).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Discover {
+    pub channel: usize,
     pub from: chrono::DateTime<chrono::Utc>,
     pub to: chrono::DateTime<chrono::Utc>,
 }
 
-/// Conversations found by a [`Discover`] search.
+/// Conversations found by a [`Discover`] search of channel `channel`'s outage.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Discovered(pub Vec<String>);
+pub struct Discovered {
+    pub channel: usize,
+    pub conversations: Vec<String>,
+}
 
 /// What a backfill found: the conversation's events, or that it could not be had.
 #[derive(Message)]
@@ -268,6 +274,7 @@ async fn fetch(
 /// page by page; a rate limit or server error is retried a few times.
 async fn search(
     config: BackfillConfig,
+    scope: Interest,
     tokens: Addr<TokenActor>,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
@@ -286,7 +293,7 @@ async fn search(
             .await
             .map_err(|e| BackfillError::Network(e.to_string()))?
             .map_err(|e| BackfillError::Network(e.to_string()))?;
-        let body = super::details_query(from, to, &config.queues, &config.users, page);
+        let body = super::details_query(from, to, &scope.queues, &scope.users, page);
         let answer = match client.post(&url).bearer_auth(token.value.expose()).send_json(&body).await {
             Ok(mut response) if response.status().as_u16() == 200 => response
                 .json::<super::DetailsPage>()
@@ -329,8 +336,11 @@ async fn search(
 impl Handler<Discover> for BackfillActor {
     type Result = ();
 
-    fn handle(&mut self, Discover { from, to }: Discover, ctx: &mut Context<Self>) {
-        if self.config.queues.is_empty() && self.config.users.is_empty() {
+    fn handle(&mut self, Discover { channel, from, to }: Discover, ctx: &mut Context<Self>) {
+        let Some(scope) = self.config.channels.get(channel).cloned() else {
+            return; // no such channel: nothing subscribed there to search
+        };
+        if scope.queues.is_empty() && scope.users.is_empty() {
             return;
         }
         // `from` is an event time from the network: near chrono's limits the lead saturates.
@@ -338,11 +348,12 @@ impl Handler<Discover> for BackfillActor {
             .ok()
             .and_then(|lead| from.checked_sub_signed(lead))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let call = search(self.config.clone(), self.tokens.clone(), from, to);
+        let call = search(self.config.clone(), scope, self.tokens.clone(), from, to);
         ctx.spawn(call.into_actor(self).map(move |result, act, _| match result {
             Ok(ids) => {
                 debug!(act.log, "outage searched"; "conversations" => ids.len());
-                act.discovered.do_send(Discovered(ids)); // once per outage searched; lost only if the timeline actor stopped (shutdown)
+                act.discovered.do_send(Discovered { channel, conversations: ids });
+                // once per outage searched; lost only if the timeline actor stopped (shutdown)
             }
             Err(error) => {
                 act.metrics.backfills.get_or_create(&BackfillLabels { outcome: error.outcome() }).inc();

@@ -11,9 +11,9 @@ use crate::control::{ChannelClosing, ChannelLost, Connect, PongReceived, SendPin
 use crate::health::Liveness;
 use crate::internal_events::BadInputLog;
 use crate::mailbox::Mailbox;
-use crate::metrics::{CauseLabels, Metrics, ReconnectCause};
+use crate::metrics::{CauseLabels, ChannelLabels, Metrics, ReconnectCause};
 use crate::timeline::actor::{ParticipantEvents, SocketGap};
-use crate::timeline::GapLedger;
+use crate::timeline::{GapLedger, Outage};
 use crate::token::actor::{GetToken, TokenActor};
 use crate::wire::{self, Decoded, Dialect, MalformedReason, RawFrame};
 use actix::io::{SinkWrite, WriteHandler};
@@ -43,6 +43,8 @@ pub struct ConnectionConfig {
     pub pause_reading_at: Option<i64>,
     /// Event times accepted from the stream; the rest are rejected as bad input.
     pub time_window: crate::event::TimeWindow,
+    /// This channel's index (from 0): it labels the events, gaps and metrics.
+    pub channel: usize,
     /// Open timelines were resumed from a save: the time the daemon was down is an outage,
     /// healed (`SocketGap`) once the first socket streams — not before, or what happens
     /// between the backfill and the first frame would be missed.
@@ -91,7 +93,7 @@ pub struct ConnectionActor {
     retiring: Option<(u64, SinkWrite<ws::Message, WsSink>)>,
     /// Since when no socket has been streaming (after one had been, or since start after a
     /// resume): the outage to heal.
-    down_since: Option<std::time::Instant>,
+    outage: Option<Outage>,
     ever_opened: bool,
     reassembly: Reassembly,
     backoff: Backoff,
@@ -116,7 +118,8 @@ impl ConnectionActor {
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
-        let down_since = config.resumed.then(std::time::Instant::now);
+        let outage = config.resumed.then_some(Outage::Restart);
+        metrics.connection_up.get_or_create(&ChannelLabels { channel: config.channel }).set(0);
         ConnectionActor {
             reassembly: Reassembly::new(config.max_frame_bytes),
             backoff: config.backoff.start(),
@@ -129,7 +132,7 @@ impl ConnectionActor {
             ping_unanswered: false,
             sink: None,
             retiring: None,
-            down_since,
+            outage,
             ever_opened: false,
             reconnect_pending: false,
             awaiting_first_frame: false,
@@ -211,7 +214,7 @@ impl ConnectionActor {
         self.reassembly.reset();
         self.awaiting_first_frame = true;
         self.liveness.opened(generation);
-        self.metrics.connection_up.set(1);
+        self.connection_up(true);
         self.ever_opened = true;
         info!(self.log, "streaming socket connected"; "generation" => generation);
         if let Some((old_generation, _)) = self.retiring {
@@ -222,11 +225,25 @@ impl ConnectionActor {
                 "overlap_ms" => self.config.rotation_overlap.as_millis() as u64);
             ctx.run_later(self.config.rotation_overlap, move |act, _| act.retire(old_generation));
         }
-        if self.down_since.take().is_some() {
+        if let Some(outage) = self.outage.take() {
             // Control, not data: queued even into a full mailbox (a bounded send would
             // lose it, and the outage would go unhealed).
-            self.links.socket_gap.do_send(SocketGap); // once per outage; lost only if the timeline actor stopped, with nothing left to heal
+            self.socket_gap(outage);
         }
+    }
+
+    fn connection_up(&self, up: bool) {
+        self.metrics
+            .connection_up
+            .get_or_create(&ChannelLabels { channel: self.config.channel })
+            .set(i64::from(up));
+    }
+
+    /// Tell the timeline this channel's socket missed what was sent during `outage`.
+    fn socket_gap(&self, outage: Outage) {
+        self.metrics.socket_gaps.get_or_create(&ChannelLabels { channel: self.config.channel }).inc();
+        let gap = SocketGap { channel: self.config.channel, outage };
+        self.links.socket_gap.do_send(gap); // once per outage or stall; lost only if the timeline actor stopped, with nothing left to heal
     }
 
     fn connect_failed(&mut self, generation: u64, failure: ConnectFailure, ctx: &mut Context<Self>) {
@@ -238,7 +255,7 @@ impl ConnectionActor {
             warn!(self.log, "rotation failed; staying on the current socket"; "error" => failure.to_string());
             self.generation = old_generation;
             self.sink = Some(old);
-            self.metrics.connection_up.set(1);
+            self.connection_up(true);
             self.channel_lost(ReconnectCause::ConnectFailed);
             return;
         }
@@ -293,8 +310,8 @@ impl ConnectionActor {
         }
         // Events published from now until a socket streams again are lost: the outage to
         // heal once one does.
-        if self.ever_opened && self.down_since.is_none() {
-            self.down_since = Some(std::time::Instant::now());
+        if self.ever_opened && self.outage.is_none() {
+            self.outage = Some(Outage::Socket);
         }
         self.generation += 1;
         if self.target.is_some() {
@@ -346,7 +363,7 @@ impl ConnectionActor {
             sink.close();
         }
         self.liveness.closed(self.generation);
-        self.metrics.connection_up.set(0);
+        self.connection_up(false);
     }
 
     fn frame(&mut self, generation: u64, frame: Frame, ctx: &mut Context<Self>) {
@@ -461,8 +478,9 @@ impl ConnectionActor {
                     return;
                 }
                 self.metrics.events_received.inc_by(decoded.events.len() as u64);
-                if let Err(dropped) = self.links.timeline.send(ParticipantEvents(decoded.events)) {
-                    self.links.gaps.mark_all(dropped.message.0.iter().map(|e| &*e.conversation));
+                let events = ParticipantEvents { channel: self.config.channel, events: decoded.events };
+                if let Err(dropped) = self.links.timeline.send(events) {
+                    self.links.gaps.mark_all(dropped.message.events.iter().map(|e| &*e.conversation));
                     self.bad_input.dropped(&self.log, self.links.timeline.stage(), dropped.reason);
                 }
                 self.hold_back(ctx);
@@ -607,7 +625,7 @@ impl Handler<Stalled> for ConnectionActor {
         warn!(self.log, "the socket stalled (a ping went unanswered for a whole interval); healing what it may have lost";
             "generation" => generation);
         // As when a socket comes back: queued even into a full mailbox.
-        self.links.socket_gap.do_send(SocketGap); // once per stall; lost only if the timeline actor stopped, with nothing left to heal
+        self.socket_gap(Outage::Socket);
     }
 }
 

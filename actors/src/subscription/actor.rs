@@ -9,7 +9,7 @@
 use super::{Channel, Interest, SubscriptionEntities, TopicRef};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::control::{ChannelClosing, ChannelLost, Connect, Target};
-use crate::health::Health;
+use crate::health::Liveness;
 use crate::internal_events::printable;
 use crate::metrics::ReconnectCause;
 use crate::token::actor::{GetToken, Invalidate, NotifyRefresh, TokenActor, TokenRefreshed};
@@ -55,7 +55,8 @@ pub struct SubscriptionActor {
     backoff: Backoff,
     establishing: bool,
     rotation: Option<SpawnHandle>,
-    health: Arc<Health>,
+    /// This channel's facts: whether it is subscribed is set here.
+    liveness: Arc<Liveness>,
     log: Logger,
 }
 
@@ -69,7 +70,7 @@ impl SubscriptionActor {
         config: SubscriptionConfig,
         tokens: Addr<TokenActor>,
         connect: Recipient<Connect>,
-        health: Arc<Health>,
+        liveness: Arc<Liveness>,
         log: Logger,
     ) -> Self {
         SubscriptionActor {
@@ -79,7 +80,7 @@ impl SubscriptionActor {
             connect,
             establishing: false,
             rotation: None,
-            health,
+            liveness,
             log,
         }
     }
@@ -112,7 +113,7 @@ impl SubscriptionActor {
             match result {
                 Ok((target, expires)) => {
                     act.backoff.reset();
-                    act.health.set_subscribed(true);
+                    act.liveness.set_subscribed(true);
                     act.schedule_rotation(expires, ctx);
                     // Control, not data: queued even into a full mailbox (a lost
                     // `Connect` would leave a subscribed channel unread).
@@ -249,7 +250,7 @@ impl Handler<ChannelLost> for SubscriptionActor {
             return;
         }
         info!(self.log, "channel lost; creating a new one"; "cause" => lost.cause.as_str());
-        self.health.set_subscribed(false);
+        self.liveness.set_subscribed(false);
         if self.config.dialect == Dialect::AnalyticsStream {
             // The stream refused our token or dropped us: a fresh token for the next try.
             self.tokens.do_send(Invalidate); // once per lost channel; lost only if the token actor stopped (shutdown)

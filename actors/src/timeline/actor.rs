@@ -5,7 +5,9 @@
 //! its own bounded mailbox, the entries of one release as one message.
 
 use super::state::{FinalSave, SaveError, StateStore, Unwritten};
-use super::{Applied, CloseReason, GapCause, GapLedger, Tick, TimelineBook, TimelineUpdate};
+use super::{
+    Applied, ChannelSet, CloseReason, GapCause, GapLedger, Outage, Tick, TimelineBook, TimelineUpdate,
+};
 use crate::backfill::actor::{Backfill, BackfillResult, Discover, Discovered};
 use crate::backfill::OutageWindow;
 use crate::event::ParticipantEvent;
@@ -19,10 +21,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The events of one frame.
+/// The events of one frame, and the index of the channel whose socket carried it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ParticipantEvents(pub Vec<ParticipantEvent>);
+pub struct ParticipantEvents {
+    pub channel: usize,
+    pub events: Vec<ParticipantEvent>,
+}
 
 /// What the TimelineActor publishes to every consumer (the outputs).
 #[derive(Clone, Message)]
@@ -44,7 +49,7 @@ impl Weighted for Publication {
 
 impl Weighted for ParticipantEvents {
     fn weight(&self) -> u64 {
-        self.0.len() as u64
+        self.events.len() as u64
     }
 }
 
@@ -77,11 +82,14 @@ pub struct Alive;
 #[rtype(result = "usize")]
 pub struct Drain;
 
-/// The socket was down (from some time until now): every open conversation may have
-/// missed events.
+/// Channel `channel`'s socket was down (from some time until now): every open
+/// conversation it carried may have missed events.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SocketGap;
+pub struct SocketGap {
+    pub channel: usize,
+    pub outage: Outage,
+}
 
 #[derive(Clone, Debug)]
 pub struct TimelineActorConfig {
@@ -90,6 +98,8 @@ pub struct TimelineActorConfig {
     /// After an outage, conversations first seen within this long are presumed to have
     /// begun while nobody listened, and are backfilled.
     pub gap_grace: Duration,
+    /// How many channels (sockets) feed the actor, each with its own outages.
+    pub channels: usize,
 }
 
 /// One consumer's mailbox, whether it takes joins/leaves or only closed timelines, and
@@ -120,9 +130,10 @@ const MAX_REDELIVERY: usize = 100_000;
 
 pub struct TimelineActor {
     book: TimelineBook,
-    outage: OutageWindow,
-    /// When the last outage ended (the conversations open then were marked then).
-    last_outage: Option<Instant>,
+    /// Each channel's outage in event time, by channel index.
+    outages: Vec<OutageWindow>,
+    /// When each channel's last outage ended (the conversations open then were marked then).
+    last_outages: Vec<Option<Instant>>,
     redelivery: std::collections::VecDeque<(usize, Publication)>,
     /// Set for when the oldest held entry's reorder window ends.
     release_timer: Option<SpawnHandle>,
@@ -145,17 +156,21 @@ impl TimelineActor {
         metrics: Arc<Metrics>,
         log: Logger,
     ) -> Self {
-        let mut outage = OutageWindow::default();
-        let mut last_outage = None;
+        let channels = config.channels.clamp(1, ChannelSet::CAPACITY);
+        let mut outages: Vec<OutageWindow> = (0..channels).map(|_| OutageWindow::default()).collect();
+        let mut last_outages = vec![None; channels];
         if book.open_count() > 0 {
-            // Resumed after a restart: events were missed since the latest one saved.
-            outage.resumed(book.latest_entry_time());
-            last_outage = Some(Instant::now());
+            // Resumed after a restart: every channel missed events since the latest saved.
+            let latest = book.latest_entry_time();
+            for (outage, last) in outages.iter_mut().zip(&mut last_outages) {
+                outage.resumed(latest);
+                *last = Some(Instant::now());
+            }
         }
         TimelineActor {
             book,
-            outage,
-            last_outage,
+            outages,
+            last_outages,
             redelivery: Default::default(),
             release_timer: None,
             inbox,
@@ -313,16 +328,18 @@ impl Actor for TimelineActor {
 impl Handler<ParticipantEvents> for TimelineActor {
     type Result = ();
 
-    fn handle(&mut self, ParticipantEvents(events): ParticipantEvents, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ParticipantEvents { channel, events }: ParticipantEvents, ctx: &mut Context<Self>) {
         self.inbox.received(events.len() as u64);
         let now = Instant::now();
-        if let Some(latest) = events.iter().map(|e| e.at).max() {
-            if let (Some((from, to)), Some(discover)) = (self.outage.observed(latest), &self.links.discover) {
-                discover.do_send(Discover { from, to }); // once per outage; lost only if the backfill actor stopped (shutdown)
+        if let (Some(latest), Some(outage)) =
+            (events.iter().map(|e| e.at).max(), self.outages.get_mut(channel))
+        {
+            if let (Some((from, to)), Some(discover)) = (outage.observed(latest), &self.links.discover) {
+                discover.do_send(Discover { channel, from, to }); // once per outage; lost only if the backfill actor stopped (shutdown)
             }
         }
         for event in events {
-            match self.book.apply(event, now) {
+            match self.book.apply_from(channel, event, now) {
                 Applied::Accepted => {}
                 Applied::Duplicate | Applied::AfterClose => {
                     self.metrics.duplicate_events.inc();
@@ -389,10 +406,14 @@ impl Handler<Drain> for TimelineActor {
 impl Handler<SocketGap> for TimelineActor {
     type Result = ();
 
-    fn handle(&mut self, _: SocketGap, _: &mut Context<Self>) {
-        self.last_outage = Some(Instant::now());
-        self.book.socket_gap(Instant::now(), self.config.gap_grace);
-        self.outage.socket_gap();
+    fn handle(&mut self, SocketGap { channel, outage }: SocketGap, _: &mut Context<Self>) {
+        if let Some(last) = self.last_outages.get_mut(channel) {
+            *last = Some(Instant::now());
+        }
+        self.book.socket_gap_on(channel, outage, Instant::now(), self.config.gap_grace);
+        if let Some(window) = self.outages.get_mut(channel) {
+            window.socket_gap();
+        }
         self.ask_backfills();
     }
 }
@@ -400,15 +421,16 @@ impl Handler<SocketGap> for TimelineActor {
 impl Handler<Discovered> for TimelineActor {
     type Result = ();
 
-    fn handle(&mut self, Discovered(conversations): Discovered, _: &mut Context<Self>) {
+    fn handle(&mut self, Discovered { channel, conversations }: Discovered, _: &mut Context<Self>) {
         let now = Instant::now();
+        let last_outage = self.last_outages.get(channel).copied().flatten();
         for conversation in conversations {
             // Each may have begun while nobody listened: missed entirely (then whatever the
             // backfill brings was missed), or first seen since (then what it brings before
             // the stream's latest was missed). One open before the outage was marked then;
             // a closed one stays closed.
             let marked_at_outage =
-                self.last_outage.is_some_and(|outage| self.book.open_since_before(&conversation, outage));
+                last_outage.is_some_and(|outage| self.book.open_since_before(&conversation, outage));
             if !marked_at_outage && !self.book.backfill_pending(&conversation) {
                 self.book.mark_gap(&conversation, now, GapCause::Outage);
             }

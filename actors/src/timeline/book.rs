@@ -4,7 +4,7 @@
 
 use super::conversation::Due;
 use super::state::{SavedState, Snapshot, Unwritten};
-use super::{Applied, GapCause, Timeline, TimelineRules};
+use super::{Applied, ChannelSet, GapCause, Timeline, TimelineRules};
 use crate::backfill::BackfillRequest;
 use crate::event::ParticipantEvent;
 use crate::record::{EntryRecord, TimelineRecord};
@@ -96,11 +96,27 @@ pub struct TimelineBook {
     /// The tombstones in the order they were laid, with when: expired from the front.
     tombstone_ages: VecDeque<(Instant, Arc<str>)>,
     backfills: Vec<BackfillRequest>,
-    /// After a socket outage, conversations first seen before this are marked gapped.
+    /// Each channel's stream, by channel index (grown as channels are heard from).
+    streams: Vec<ChannelStream>,
+}
+
+/// What a socket gap was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// A socket was lost, stalled or dropped frames while running.
+    Socket,
+    /// The daemon was down: the first socket of a channel after a restart.
+    Restart,
+}
+
+/// What the book knows of one channel's stream.
+#[derive(Clone, Debug, Default)]
+struct ChannelStream {
+    /// After a socket outage, conversations first seen on it before this are marked gapped.
     new_are_gapped_until: Option<Instant>,
     /// The event time of the first live event since the stream last (re)started, once
     /// one has come: what was published before it no listening socket could carry.
-    stream_resumed_at: Option<DateTime<Utc>>,
+    resumed_at: Option<DateTime<Utc>>,
 }
 
 /// How often a timeline that cannot close yet (entries held, a backfill awaited) is
@@ -117,9 +133,31 @@ impl TimelineBook {
             tombstones: HashSet::new(),
             tombstone_ages: VecDeque::new(),
             backfills: Vec::new(),
-            new_are_gapped_until: None,
-            stream_resumed_at: None,
+            streams: Vec::new(),
         }
+    }
+
+    /// Channel `channel`'s stream (indexes past [`ChannelSet::CAPACITY`] share the last).
+    fn stream(&mut self, channel: usize) -> &mut ChannelStream {
+        let channel = channel.min(ChannelSet::CAPACITY - 1);
+        if self.streams.len() <= channel {
+            self.streams.resize(channel + 1, ChannelStream::default());
+        }
+        &mut self.streams[channel]
+    }
+
+    /// Where the stream left off for a conversation carried by `channels` (every channel
+    /// heard from, if none yet): the latest restart among them, `None` while one of them
+    /// has not streamed since its last outage (then everything is presumed missed).
+    fn resumed_at(&self, channels: ChannelSet) -> Option<DateTime<Utc>> {
+        let mut latest: Option<DateTime<Utc>> = None;
+        for (index, stream) in self.streams.iter().enumerate() {
+            if channels.is_empty() || channels.contains(index) {
+                let resumed = stream.resumed_at?;
+                latest = Some(latest.map_or(resumed, |latest| latest.max(resumed)));
+            }
+        }
+        latest
     }
 
     pub fn open_count(&self) -> usize {
@@ -131,20 +169,30 @@ impl TimelineBook {
         self.checks.len()
     }
 
+    /// An event from the only channel (replay, one socket).
     pub fn apply(&mut self, event: ParticipantEvent, now: Instant) -> Applied {
+        self.apply_from(0, event, now)
+    }
+
+    /// An event that channel `channel`'s socket carried.
+    pub fn apply_from(&mut self, channel: usize, event: ParticipantEvent, now: Instant) -> Applied {
         if self.tombstones.contains(&*event.conversation) {
             return Applied::AfterClose;
         }
         let close_after = self.rules.close_after;
-        self.stream_resumed_at.get_or_insert(event.at);
+        let stream = self.stream(channel);
+        stream.resumed_at.get_or_insert(event.at);
+        let gapped_until = stream.new_are_gapped_until;
         let (conversation, applied, first_seen, check) = match self.open.get_mut(&*event.conversation) {
             Some(mut timeline) => {
+                timeline.seen_on(channel);
                 let applied = timeline.apply_live(event, now, self.rules.max_participants);
                 (timeline.id().clone(), applied, false, None)
             }
             None => {
                 let conversation = event.conversation.clone();
                 let mut timeline = Timeline::new(conversation.clone(), now);
+                timeline.seen_on(channel);
                 timeline.reschedule(now + close_after);
                 let applied = timeline.apply_live(event, now, self.rules.max_participants);
                 self.open.insert(conversation.clone(), Box::new(timeline));
@@ -158,7 +206,7 @@ impl TimelineBook {
             None if applied == Applied::Accepted => self.due_by(&conversation, now + close_after),
             None => {}
         }
-        if first_seen && self.new_are_gapped_until.is_some_and(|until| now < until) {
+        if first_seen && gapped_until.is_some_and(|until| now < until) {
             self.mark_gap(&conversation, now, GapCause::Outage);
         }
         if applied == Applied::Accepted {
@@ -205,16 +253,34 @@ impl TimelineBook {
         self.backfills.push(BackfillRequest { conversation: conversation.to_owned(), epoch });
     }
 
-    /// The socket was down from some time until `now`: every open conversation may have
-    /// missed events, and so may any conversation first seen within `grace` from now (it
-    /// may have begun while nobody listened).
+    /// The only channel's socket was down (replay, one socket): see [`Self::socket_gap_on`].
     pub fn socket_gap(&mut self, now: Instant, grace: Duration) {
-        let open: Vec<Arc<str>> = self.open.iter().map(|t| t.key().clone()).collect();
-        for conversation in &open {
+        self.socket_gap_on(0, Outage::Socket, now, grace);
+    }
+
+    /// Channel `channel`'s socket was down from some time until `now`: every open
+    /// conversation it carried may have missed events, and so may any conversation first
+    /// seen on it within `grace` from now (it may have begun while nobody listened). One
+    /// no socket carried yet (restored, opened by a gap) is marked too — after a restart
+    /// only if no backfill for it is awaited: the restart is every channel's outage, and
+    /// the first channel back asked for it.
+    pub fn socket_gap_on(&mut self, channel: usize, outage: Outage, now: Instant, grace: Duration) {
+        let missed: Vec<Arc<str>> = self
+            .open
+            .iter()
+            .filter(|t| {
+                let channels = t.channels();
+                channels.contains(channel)
+                    || (channels.is_empty() && !(outage == Outage::Restart && t.awaits_backfill()))
+            })
+            .map(|t| t.key().clone())
+            .collect();
+        for conversation in &missed {
             self.mark_gap(conversation, now, GapCause::Outage);
         }
-        self.new_are_gapped_until = Some(now + grace);
-        self.stream_resumed_at = None;
+        let stream = self.stream(channel);
+        stream.new_are_gapped_until = Some(now + grace);
+        stream.resumed_at = None;
     }
 
     /// Backfills asked for since the last call.
@@ -236,6 +302,10 @@ impl TimelineBook {
             return 0;
         }
         self.open_if_new(&request.conversation, now);
+        let Some(channels) = self.open.get(request.conversation.as_str()).map(|t| t.channels()) else {
+            return 0;
+        };
+        let resumed_at = self.resumed_at(channels);
         let Some(mut timeline) = self.open.get_mut(request.conversation.as_str()) else {
             return 0;
         };
@@ -243,7 +313,7 @@ impl TimelineBook {
             request.epoch,
             events,
             succeeded,
-            self.stream_resumed_at,
+            resumed_at,
             now,
             self.rules.max_participants,
         );

@@ -133,6 +133,9 @@ pub struct Timeline {
     /// The latest event time the live stream delivered for this conversation: a backfilled
     /// event before it was missed; one after it may only be ahead of the stream.
     live_latest: Stamp,
+    /// The channels whose sockets carried its events: a socket gap on one of them may have
+    /// lost some; one on another channel cannot have.
+    channels: ChannelSet,
     /// When this conversation was first seen (opened).
     first_seen: Instant,
     last_arrival: Instant,
@@ -185,6 +188,35 @@ pub enum Applied {
     OverLimit,
 }
 
+/// A set of channel indexes (from 0), as bits: at most [`ChannelSet::CAPACITY`] channels,
+/// above the 20 one OAuth client may hold. A larger index is taken as the last one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSet(u32);
+
+impl ChannelSet {
+    pub const CAPACITY: usize = 32;
+
+    fn bit(channel: usize) -> u32 {
+        1 << channel.min(Self::CAPACITY - 1)
+    }
+
+    pub fn insert(&mut self, channel: usize) {
+        self.0 |= Self::bit(channel);
+    }
+
+    pub fn contains(&self, channel: usize) -> bool {
+        self.0 & Self::bit(channel) != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..Self::CAPACITY).filter(|channel| self.contains(*channel))
+    }
+}
+
 impl Timeline {
     pub fn new(conversation: Arc<str>, now: Instant) -> Self {
         Timeline {
@@ -206,6 +238,7 @@ impl Timeline {
             recovered_since_gap: false,
             certain_loss: false,
             live_latest: Stamp::NONE,
+            channels: ChannelSet::default(),
             first_seen: now,
             last_arrival: now,
             check_at: now,
@@ -292,6 +325,16 @@ impl Timeline {
     /// Move its next check to `at`; returns the one it replaces (for the book to unschedule).
     pub(super) fn reschedule(&mut self, at: Instant) -> Instant {
         std::mem::replace(&mut self.check_at, at)
+    }
+
+    /// The channels whose sockets carried its events (none yet: restored, or opened by a
+    /// gap or a search).
+    pub(super) fn channels(&self) -> ChannelSet {
+        self.channels
+    }
+
+    pub(super) fn seen_on(&mut self, channel: usize) {
+        self.channels.insert(channel);
     }
 
     pub(super) fn first_seen(&self) -> Instant {

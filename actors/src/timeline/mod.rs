@@ -11,8 +11,8 @@ mod conversation;
 pub mod state;
 mod view;
 
-pub use book::{CloseReason, GapLedger, OpenTimelines, Restored, Tick, TimelineBook, TimelineUpdate};
-pub use conversation::{Applied, GapCause, Timeline};
+pub use book::{CloseReason, GapLedger, OpenTimelines, Outage, Restored, Tick, TimelineBook, TimelineUpdate};
+pub use conversation::{Applied, ChannelSet, GapCause, Timeline};
 pub use view::OpenTimelinesView;
 
 use std::time::Duration;

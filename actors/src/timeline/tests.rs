@@ -656,3 +656,52 @@ fn a_conversation_found_after_an_outage_is_gapped_only_by_what_preceded_the_stre
     assert_eq!(gaps_when_the_stream_resumed_at(-1_000), 0, "all of it came after the stream resumed");
     assert_eq!(gaps_when_the_stream_resumed_at(100_000), 1, "its start came before");
 }
+
+fn on(conversation: &str, e: ParticipantEvent) -> ParticipantEvent {
+    ParticipantEvent { conversation: conversation.into(), ..e }
+}
+
+/// A socket gap on one channel marks the conversations that channel carried (and those new
+/// on it within the grace), never those only another channel carried; a conversation two
+/// channels carried is marked by either's gap.
+#[test]
+fn a_socket_gap_on_one_channel_marks_only_what_that_channel_carried() {
+    let start = Instant::now();
+    let mut book = book();
+    let first = conversation().remove(0);
+    book.apply_from(0, on("only-0", first.clone()), start);
+    book.apply_from(1, on("only-1", first.clone()), start);
+    book.apply_from(0, on("both", first.clone()), start);
+    book.apply_from(1, on("both", first.clone()), start);
+    book.socket_gap_on(1, Outage::Socket, start, Duration::from_secs(30));
+    let mut marked: Vec<String> = book.take_backfills().into_iter().map(|r| r.conversation).collect();
+    marked.sort();
+    assert_eq!(marked, vec!["both", "only-1"]);
+    // New within the grace: gapped on channel 1 only.
+    book.apply_from(0, on("new-on-0", first.clone()), start);
+    book.apply_from(1, on("new-on-1", first.clone()), start);
+    let marked: Vec<String> = book.take_backfills().into_iter().map(|r| r.conversation).collect();
+    assert_eq!(marked, vec!["new-on-1"]);
+}
+
+/// After a restart every channel's first socket reports the outage: a restored timeline no
+/// socket has carried yet is backfilled once, not once per channel — but a later outage
+/// while that backfill is awaited marks it again.
+#[test]
+fn a_restart_backfills_a_restored_timeline_once_across_channels() {
+    let start = Instant::now();
+    let mut before = book();
+    for e in conversation().into_iter().take(3) {
+        before.apply(e, start);
+    }
+    before.release_all(start);
+    let json = serde_json::to_string(&before.snapshot(&Unwritten::default())).unwrap();
+    let mut resumed = book();
+    resumed.restore(serde_json::from_str(&json).unwrap(), &HashSet::new(), start);
+    for channel in 0..3 {
+        resumed.socket_gap_on(channel, Outage::Restart, start, Duration::from_secs(30));
+    }
+    assert_eq!(resumed.take_backfills().len(), 1);
+    resumed.socket_gap_on(2, Outage::Socket, start, Duration::from_secs(30));
+    assert_eq!(resumed.take_backfills().len(), 1, "a socket lost while running is a new outage");
+}

@@ -56,6 +56,13 @@ impl Hub {
                 }
                 state.forget_listeners();
             }
+            Fault::DropChannelSocket { topic } => {
+                for channel in state.channels.iter_mut().filter(|c| c.topics.contains(topic)) {
+                    if let Some((_, tx)) = channel.socket.take() {
+                        tx.abort(); // its reader ends and detaches it
+                    }
+                }
+            }
             Fault::Close { code } => {
                 for socket in state.sockets.values() {
                     socket.tx.offer(Outbound::Close(Some(CloseReason {

@@ -22,16 +22,16 @@ impl Hub {
     }
 
     /// A new channel for the client holding `token` (with `channel_dies_with_token`, the
-    /// channel dies with it).
-    pub(crate) fn create_channel(&self, token: &str) -> ChannelInfo {
+    /// channel dies with it). At [`MAX_CHANNELS`] the oldest channel without an open socket
+    /// makes room; `None`: every one has a socket, and the channel is refused.
+    pub(crate) fn create_channel(&self, token: &str) -> Option<ChannelInfo> {
         let mut state = self.lock();
+        if state.channels.len() >= MAX_CHANNELS {
+            let unconnected = state.channels.iter().position(|c| c.socket.is_none())?;
+            state.channels.remove(unconnected);
+        }
         let id = format!("streaming-0-{:032x}", state.rng.random::<u128>());
         let lifetime = self.settings.channel_lifetime;
-        while state.channels.len() >= MAX_CHANNELS {
-            if let Some(mut evicted) = state.channels.pop_front() {
-                evicted.close_socket("channel evicted");
-            }
-        }
         let dies_at =
             if self.settings.channel_dies_with_token { state.tokens.get(token).copied() } else { None };
         state.channels.push_back(Channel {
@@ -51,7 +51,7 @@ impl Hub {
             }
             None => None,
         };
-        ChannelInfo { id, expires: format_millis(&expires), connect_uri }
+        Some(ChannelInfo { id, expires: format_millis(&expires), connect_uri })
     }
 
     pub(crate) fn channel_is_alive(&self, channel_id: &str) -> bool {
