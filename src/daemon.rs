@@ -25,7 +25,7 @@ use timelined_actors::storage::jsonl::{self, JsonlSink, SinkConfig, SinkLinks};
 use timelined_actors::storage::read_back;
 use timelined_actors::storage::state_file;
 use timelined_actors::storage::state_writer::StateWriter;
-use timelined_actors::subscription::actor::{SubscriptionActor, SubscriptionConfig};
+use timelined_actors::subscription::actor::{rotation_stagger, SubscriptionActor, SubscriptionConfig};
 use timelined_actors::subscription::Interest;
 use timelined_actors::timeline::actor::Publication;
 use timelined_actors::timeline::actor::{
@@ -123,8 +123,15 @@ fn heartbeat_config(settings: &Settings) -> HeartbeatConfig {
     }
 }
 
-fn subscription_config(settings: &Settings, interest: Interest) -> SubscriptionConfig {
+fn subscription_config(
+    settings: &Settings,
+    channel: usize,
+    channels: usize,
+    interest: Interest,
+) -> SubscriptionConfig {
+    let stagger = rotation_stagger(settings.genesys.token_refresh_margin, channels);
     SubscriptionConfig {
+        rotation_delay: stagger.saturating_mul(u32::try_from(channel).unwrap_or(u32::MAX)),
         api_base: settings.genesys.api_base(),
         dialect: settings.genesys.dialect,
         interest,
@@ -629,7 +636,7 @@ fn start_stream(
         shared.metrics.clone(),
     ));
     subscription_context.run(SubscriptionActor::new(
-        subscription_config(settings, interest),
+        subscription_config(settings, channel, shared.channels.len(), interest),
         tokens.clone(),
         connection.clone().recipient(),
         liveness,

@@ -30,6 +30,19 @@ pub struct SubscriptionConfig {
     pub backoff: BackoffPolicy,
     /// The longest `Retry-After` honoured.
     pub max_retry_after: Duration,
+    /// How much later than the channel before it this channel rotates (see
+    /// [`rotation_stagger`]); zero for the first.
+    pub rotation_delay: Duration,
+}
+
+/// How far apart the channels of one instance rotate. Each rotation holds one more channel
+/// until its old socket retires, and one OAuth client holds at most 20: spreading the
+/// rotations that a token refresh (or channels made together expiring together) starts
+/// over the first half of the refresh margin keeps that to one or two at a time. At 20
+/// channels of a 5-minute margin they are 7.5 s apart, past the 5 s overlap.
+pub fn rotation_stagger(token_refresh_margin: Duration, channels: usize) -> Duration {
+    let channels = u32::try_from(channels.max(1)).unwrap_or(u32::MAX);
+    token_refresh_margin / 2 / channels
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +105,8 @@ impl SubscriptionActor {
         let Some(lifetime) = expires.and_then(|at| (at - Utc::now()).to_std().ok()) else {
             return;
         };
-        let delay = lifetime.saturating_sub(rotation_lead(lifetime));
+        let delay =
+            lifetime.saturating_sub(rotation_lead(lifetime)).saturating_sub(self.config.rotation_delay);
         self.rotation = Some(ctx.run_later(delay, |act, ctx| {
             info!(act.log, "channel expires soon; rotating");
             act.rotation = None;
@@ -264,8 +278,10 @@ impl Handler<TokenRefreshed> for SubscriptionActor {
 
     fn handle(&mut self, _: TokenRefreshed, ctx: &mut Context<Self>) {
         if self.config.dialect == Dialect::Notifications {
-            info!(self.log, "token refreshed; rotating the channel before the old token expires");
-            self.establish(ctx);
+            let delay = self.config.rotation_delay;
+            info!(self.log, "token refreshed; rotating the channel before the old token expires";
+                "in_ms" => delay.as_millis() as u64);
+            ctx.run_later(delay, |act, ctx| act.establish(ctx));
         }
     }
 }
@@ -286,6 +302,16 @@ mod tests {
     fn rotation_leads_expiry_by_a_fifth_capped_at_ten_minutes() {
         assert_eq!(rotation_lead(Duration::from_secs(10)), Duration::from_secs(2));
         assert_eq!(rotation_lead(Duration::from_secs(86400)), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn rotations_spread_over_half_the_refresh_margin() {
+        let margin = Duration::from_secs(300);
+        assert_eq!(rotation_stagger(margin, 20), Duration::from_millis(7_500));
+        assert_eq!(rotation_stagger(margin, 3), Duration::from_secs(50));
+        assert_eq!(rotation_stagger(margin, 0), Duration::from_secs(150));
+        // The last of 20 starts within the first half of the margin.
+        assert!(rotation_stagger(margin, 20) * 19 < margin / 2);
     }
 
     #[test]
